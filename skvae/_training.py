@@ -1,0 +1,165 @@
+"""Minibatch training of a VAE module: epochs, early stopping and history.
+
+Knows torch and nothing of scikit-learn: the estimator layer turns its inputs into
+tensors, calls :func:`train`, and copies the :class:`TrainingHistory` onto itself.
+The loop is a chain of small steps (``train`` -> ``run_epoch`` -> ``train_step``)
+so each can be read, tested and, if need be, replaced on its own.
+"""
+
+import copy
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class TrainingHistory:
+    """What happened during training, in nats per row of the user's data."""
+
+    loss_curve: list = field(default_factory=list)
+    validation_scores: list = field(default_factory=list)
+    best_loss: float = math.inf
+    best_validation_score: float = -math.inf
+    n_iter: int = 0
+    stopped_early: bool = False
+    interrupted: bool = False
+    diverged: bool = False
+
+
+@dataclass
+class TrainingConfig:
+    batch_size: int
+    learning_rate: float
+    max_iter: int
+    tol: float
+    n_iter_no_change: int
+    beta: float
+    early_stopping: bool
+    # Added to every reported loss so that the history is in the units of the
+    # user's data rather than of the internally standardised data.
+    loss_offset: float = 0.0
+    verbose: int = 0
+
+
+def train_step(module, optimizer, batch, noise, beta):
+    """One Adam step on one minibatch; returns the batch's summed loss (a tensor)."""
+    optimizer.zero_grad(set_to_none=True)
+    mean_loss, per_row = module.loss(batch, noise, beta)
+    mean_loss.backward()
+    optimizer.step()
+    return per_row.detach().sum()
+
+
+def run_epoch(module, optimizer, X, config, generator):
+    """One pass over ``X`` in shuffled minibatches; returns the mean loss per row."""
+    n_samples = X.shape[0]
+    order = torch.randperm(n_samples, generator=generator, device=X.device)
+    n_components = module.encoder.head.out_features // 2
+    total = torch.zeros((), device=X.device)
+    for start in range(0, n_samples, config.batch_size):
+        batch = X[order[start : start + config.batch_size]]
+        noise = torch.randn(
+            (batch.shape[0], n_components), generator=generator, device=X.device
+        )
+        total += train_step(module, optimizer, batch, noise, config.beta)
+    # One device-to-host copy per epoch, not one per batch.
+    return total.item() / n_samples
+
+
+@torch.no_grad()
+def validation_score(module, X_val, noise, beta):
+    """Mean ELBO per row on held-out data, with fixed noise so epochs compare fairly."""
+    module.eval()
+    _, per_row = module.loss(X_val, noise, beta)
+    module.train()
+    return -per_row.mean().item()
+
+
+def _window_improved(loss_curve, config):
+    """Whether the mean loss of the last window beat the window before it by ``tol``.
+
+    The training loss of a VAE is noisy from epoch to epoch (each epoch draws new
+    latent noise), so "no new best for n epochs", as ``MLPRegressor`` uses, stops
+    long before the loss has stopped going down. Means over ``n_iter_no_change``
+    epochs follow the trend instead of the noise.
+    """
+    n = config.n_iter_no_change
+    if len(loss_curve) < 2 * n:
+        return True
+    recent = sum(loss_curve[-n:]) / n
+    before = sum(loss_curve[-2 * n : -n]) / n
+    return recent < before - config.tol
+
+
+def _snapshot(module):
+    return copy.deepcopy(module.state_dict())
+
+
+def train(module, X, X_val, config, generator, history=None, optimizer=None):
+    """Maximise the ELBO of ``module`` on ``X`` with Adam.
+
+    Stops after ``config.max_iter`` epochs, or earlier when the training loss (or,
+    with early stopping, the validation ELBO) has not improved by ``config.tol`` for
+    ``config.n_iter_no_change`` epochs. With early stopping the weights of the best
+    validation epoch are restored. A non-finite loss stops training and restores the
+    last finite weights; ``KeyboardInterrupt`` stops it and keeps the best weights.
+
+    Returns
+    -------
+    history : TrainingHistory
+        Extended in place if one is passed (warm start).
+    """
+    history = history if history is not None else TrainingHistory()
+    optimizer = optimizer or torch.optim.Adam(module.parameters(), lr=config.learning_rate)
+    if X_val is not None:
+        n_components = module.encoder.head.out_features // 2
+        val_noise = torch.randn(
+            (X_val.shape[0], n_components), generator=generator, device=X.device
+        )
+    best_state = _snapshot(module)
+    epochs_without_improvement = 0
+    module.train()
+    try:
+        for _ in range(config.max_iter):
+            loss = run_epoch(module, optimizer, X, config, generator) + config.loss_offset
+            if not math.isfinite(loss):
+                history.diverged = True
+                break
+            history.n_iter += 1
+            history.loss_curve.append(loss)
+            if X_val is not None:
+                score = validation_score(module, X_val, val_noise, config.beta)
+                score -= config.loss_offset
+                history.validation_scores.append(score)
+                improved = score > history.best_validation_score + config.tol
+                history.best_validation_score = max(history.best_validation_score, score)
+                history.best_loss = min(history.best_loss, loss)
+                if score >= history.best_validation_score:
+                    best_state = _snapshot(module)
+            else:
+                improved = _window_improved(history.loss_curve, config)
+                history.best_loss = min(history.best_loss, loss)
+                best_state = _snapshot(module)
+            if config.verbose:
+                message = f"Epoch {history.n_iter}, loss = {loss:.4f}"
+                if X_val is not None:
+                    message += f", validation ELBO = {score:.4f}"
+                print(message)
+            epochs_without_improvement = 0 if improved else epochs_without_improvement + 1
+            if epochs_without_improvement >= (1 if X_val is None else config.n_iter_no_change):
+                history.stopped_early = True
+                break
+    except KeyboardInterrupt:
+        history.interrupted = True
+        warnings.warn(
+            "Training interrupted by the user; keeping the best weights so far "
+            f"(after {history.n_iter} complete epochs).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    if X_val is not None or history.diverged or history.interrupted:
+        module.load_state_dict(best_state)
+    module.eval()
+    return history

@@ -1,0 +1,177 @@
+"""VAETransformer: a variational autoencoder as a scikit-learn transformer."""
+
+import numpy as np
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import BaseVAE
+
+
+class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
+    """Variational autoencoder for dimensionality reduction, generation and density.
+
+    An encoder network maps each row to a Gaussian posterior q(z | x) over
+    ``n_components`` latent dimensions; a mirrored decoder maps latent codes back to
+    the parameters of a likelihood p(x | z). Training maximises the evidence lower
+    bound ``E_q[log p(x | z)] - beta * KL(q(z | x) || N(0, I))`` with Adam on
+    minibatches, using the reparameterised sample ``z = mu + sigma * eps``.
+
+    ``transform`` returns the posterior mean, so it is deterministic and a row's
+    code does not depend on the other rows passed with it.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Dimension of the latent space. 2 makes the latent space easy to plot;
+        use more (8-16) for features that feed a classifier.
+    hidden_layer_sizes : array-like of int, default=(512, 256)
+        Widths of the encoder's hidden layers; the decoder uses them in reverse.
+        Wide enough for images such as MNIST, and cheap on small tabular data.
+    activation : {"relu", "leaky_relu", "elu", "gelu", "tanh", "logistic", \
+"identity"}, default="relu"
+        Activation after every hidden layer.
+    likelihood : {"auto", "bernoulli", "gaussian"}, default="auto"
+        Distribution of the data given the latent code. ``"bernoulli"`` models
+        data in [0, 1] (binary data, images scaled to [0, 1]); ``"gaussian"``
+        models real values with a learned variance per feature, after
+        standardising each feature internally. ``"auto"`` picks ``"bernoulli"``
+        when all training values lie in [0, 1] and ``"gaussian"`` otherwise; the
+        choice is stored in ``likelihood_``.
+    beta : float, default=1.0
+        Weight of the KL term. 1 is the standard VAE and gives a proper bound on
+        the log-likelihood; larger values trade reconstruction for a smoother
+        latent space.
+    batch_size : int, default=128
+        Rows per minibatch; clipped to the number of training rows.
+    learning_rate_init : float, default=1e-3
+        Adam's step size.
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the training data).
+    tol : float, default=1e-4
+        Minimum improvement, in nats per row, that counts as progress. Without
+        early stopping, training stops when the mean loss of the last
+        ``n_iter_no_change`` epochs is not ``tol`` below the mean of the
+        ``n_iter_no_change`` epochs before (means, because a VAE's loss is noisy
+        from epoch to epoch); with it, when the validation ELBO has not beaten its
+        best by ``tol`` for ``n_iter_no_change`` epochs.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, stop when its ELBO has not
+        improved by ``tol`` for ``n_iter_no_change`` epochs, and restore the
+        weights of the best epoch.
+    validation_fraction : float, default=0.1
+        Fraction of the training rows held out with ``early_stopping``.
+    n_iter_no_change : int, default=10
+        Epochs without improvement before training stops.
+    n_importance_samples : int, default=50
+        Posterior samples per row in :meth:`score_samples`. 1 gives the ELBO; more
+        give a tighter estimate of log p(x) at proportionally more cost.
+    device : str or torch.device, default="auto"
+        Where to train and compute: ``"auto"`` uses CUDA when available, else the
+        CPU. A model fitted on a GPU can be unpickled and used on a CPU-only
+        machine.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, the minibatch order, the training noise and the fixed
+        draws used by :meth:`score_samples`. Pass an int for reproducible results;
+        fitting never changes numpy's or torch's global random state.
+    verbose : int, default=0
+        Print the loss after every epoch when positive.
+    warm_start : bool, default=False
+        Continue training the fitted network on the next call to :meth:`fit`
+        instead of starting again; the likelihood and scaling of the first fit are
+        kept.
+
+    Attributes
+    ----------
+    likelihood_ : str
+        The likelihood used, ``"bernoulli"`` or ``"gaussian"``.
+    module_ : torch.nn.Module
+        The trained network (encoder, decoder and likelihood).
+    device_ : torch.device
+        The device the model was trained on.
+    n_iter_ : int
+        Number of epochs run.
+    loss_curve_ : list of float
+        Training loss (negative ELBO, nats per row of the data as passed) after
+        each epoch.
+    best_loss_ : float
+        Lowest value in ``loss_curve_``.
+    validation_scores_ : list of float or None
+        Held-out ELBO per row after each epoch with ``early_stopping``, else None.
+    best_validation_score_ : float or None
+        Highest value in ``validation_scores_``, whose weights are kept.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+
+    See Also
+    --------
+    sklearn.decomposition.PCA : Linear dimensionality reduction with a Gaussian
+        density (probabilistic PCA).
+    sklearn.mixture.GaussianMixture : Density estimation with a mixture of
+        Gaussians.
+
+    References
+    ----------
+    Kingma, D. P. and Welling, M. (2014). Auto-Encoding Variational Bayes. ICLR.
+
+    Burda, Y., Grosse, R. and Salakhutdinov, R. (2016). Importance Weighted
+    Autoencoders. ICLR.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skvae import VAETransformer
+    >>> X = load_digits().data / 16.0
+    >>> vae = VAETransformer(n_components=2, hidden_layer_sizes=(64,), max_iter=5,
+    ...                      random_state=0)
+    >>> Z = vae.fit_transform(X)  # doctest: +SKIP
+    >>> Z.shape  # doctest: +SKIP
+    (1797, 2)
+    """
+
+    def transform(self, X):
+        """Encode ``X`` as the means of its latent posteriors.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+            Posterior means E[z | x], in the floating dtype of ``X``.
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X)
+        return self._encode_mean(X).astype(X.dtype, copy=False)
+
+    def inverse_transform(self, X):
+        """Decode latent codes to the mean of the likelihood, in data units.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Latent codes, for example the output of :meth:`transform`.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+            E[x | z] for each code: probabilities for the Bernoulli likelihood,
+            means for the Gaussian.
+        """
+        check_is_fitted(self)
+        Z = self._validate_latent(X)
+        params = self._decode(Z)
+        values = self.module_.likelihood.mean(params)
+        return self._from_model_space(values).astype(Z.dtype, copy=False)
+
+    @property
+    def _n_features_out(self):
+        return self.n_components
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags

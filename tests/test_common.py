@@ -1,0 +1,29 @@
+"""scikit-learn's estimator checks over every public estimator."""
+
+import warnings
+
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skvae import VAETransformer
+
+
+def _small(estimator_class, **params):
+    # Narrow networks and few epochs keep the ~50 checks, each fitting several
+    # models, to seconds; the checks test the API, not the quality of the fit.
+    return estimator_class(hidden_layer_sizes=(16,), max_iter=5, random_state=0, **params)
+
+
+ESTIMATORS = [
+    _small(VAETransformer),
+    _small(VAETransformer, likelihood="gaussian", early_stopping=True),
+]
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_compatible_estimator(estimator, check):
+    with warnings.catch_warnings():
+        # Five epochs never converge; the warning is expected, not a failure.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
