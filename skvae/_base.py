@@ -72,6 +72,8 @@ class BaseVAE(BaseEstimator):
     _parameter_constraints = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": ["array-like"],
+        "architecture": [StrOptions({"dense", "conv"})],
+        "image_shape": [tuple, None],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "likelihood": [StrOptions({"auto", *LIKELIHOODS})],
         "beta": [Interval(Real, 0, None, closed="left")],
@@ -94,6 +96,8 @@ class BaseVAE(BaseEstimator):
         *,
         n_components=2,
         hidden_layer_sizes=(512, 256),
+        architecture="dense",
+        image_shape=None,
         activation="relu",
         likelihood="auto",
         beta=1.0,
@@ -112,6 +116,8 @@ class BaseVAE(BaseEstimator):
     ):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.architecture = architecture
+        self.image_shape = image_shape
         self.activation = activation
         self.likelihood = likelihood
         self.beta = beta
@@ -210,6 +216,8 @@ class BaseVAE(BaseEstimator):
         self._fit_scaling(X)
         # Build on the CPU from a private copy of torch's global generator, so the
         # weights depend only on random_state, not on the device or on other code.
+        if self.architecture == "conv":
+            raise NotImplementedError("architecture='conv' is being built (issue 4).")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             module = build_dense_vae(

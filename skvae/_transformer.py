@@ -27,6 +27,11 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
     hidden_layer_sizes : array-like of int, default=(512, 256)
         Widths of the encoder's hidden layers; the decoder uses them in reverse.
         Wide enough for images such as MNIST, and cheap on small tabular data.
+    architecture : {"dense", "conv"}, default="dense"
+        Network type: multilayer perceptrons for tabular data, or convolutional
+        networks for images (rows of ``X`` stay flat; see ``image_shape``).
+    image_shape : tuple of int or None, default=None
+        ``(channels, height, width)`` of each image with ``architecture="conv"``.
     activation : {"relu", "leaky_relu", "elu", "gelu", "tanh", "logistic", \
 "identity"}, default="relu"
         Activation after every hidden layer.
