@@ -1,0 +1,26 @@
+"""The demo that the README's first command runs."""
+
+import pytest
+
+from skvae.__main__ import main
+from skvae._demo import run_demo
+
+
+@pytest.mark.slow
+def test_demo_reports_figures_and_writes_pngs(tmp_path):
+    lines = []
+    results = run_demo(tmp_path / "out", max_iter=3, out=lines.append)
+    for name in ("latent_space.png", "generated_digits.png"):
+        path = tmp_path / "out" / name
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = "\n".join(lines)
+    assert "held-out log-likelihood" in report and "accuracy" in report
+    for figures in results.values():
+        assert figures["log_likelihood"] < 0
+        assert 0.1 < figures["accuracy"] <= 1.0
+
+
+def test_command_line_runs_the_demo(tmp_path, capsys):
+    assert main(["demo", "--output-dir", str(tmp_path), "--max-iter", "1"]) == 0
+    assert "latent-space classifier" in capsys.readouterr().out
+    assert (tmp_path / "latent_space.png").exists()
