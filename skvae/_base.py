@@ -20,7 +20,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._likelihoods import LIKELIHOODS, check_support, choose_likelihood
-from ._networks import ACTIVATIONS, build_dense_vae, map_in_fixed_chunks
+from ._networks import (
+    ACTIVATIONS,
+    build_conv_vae,
+    build_dense_vae,
+    map_in_fixed_chunks,
+)
 from ._training import TrainingConfig, TrainingHistory, train
 
 # Rows per inference chunk. Every chunk is padded to this size so that a row's
@@ -28,6 +33,9 @@ from ._training import TrainingConfig, TrainingHistory, train
 _CHUNK_ROWS = 256
 # Decoder rows per importance-sampling chunk: rows x samples stays below this.
 _CHUNK_DECODER_ROWS = 16384
+# Rows converted to tensors at a time by inference: bounds its memory beyond the
+# output (a multiple of the chunk sizes above, so results do not depend on it).
+_BLOCK_ROWS = 8192
 
 
 def _fresh_seed():
@@ -74,6 +82,8 @@ class BaseVAE(BaseEstimator):
         "hidden_layer_sizes": ["array-like"],
         "architecture": [StrOptions({"dense", "conv"})],
         "image_shape": [tuple, None],
+        "conv_channels": ["array-like"],
+        "conv_dense_width": [Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "likelihood": [StrOptions({"auto", *LIKELIHOODS})],
         "beta": [Interval(Real, 0, None, closed="left")],
@@ -98,6 +108,8 @@ class BaseVAE(BaseEstimator):
         hidden_layer_sizes=(512, 256),
         architecture="dense",
         image_shape=None,
+        conv_channels=(32, 64),
+        conv_dense_width=16,
         activation="relu",
         likelihood="auto",
         beta=1.0,
@@ -118,6 +130,8 @@ class BaseVAE(BaseEstimator):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.architecture = architecture
         self.image_shape = image_shape
+        self.conv_channels = conv_channels
+        self.conv_dense_width = conv_dense_width
         self.activation = activation
         self.likelihood = likelihood
         self.beta = beta
@@ -216,25 +230,75 @@ class BaseVAE(BaseEstimator):
         self._fit_scaling(X)
         # Build on the CPU from a private copy of torch's global generator, so the
         # weights depend only on random_state, not on the device or on other code.
-        if self.architecture == "conv":
-            raise NotImplementedError("architecture='conv' is being built (issue 4).")
+        self.image_shape_ = self._check_image_shape(X.shape[1])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            module = build_dense_vae(
-                X.shape[1],
+            module = self._build_module(X.shape[1], sizes)
+        self.module_ = module.to(self.device_)
+
+    def _build_module(self, n_features, hidden_layer_sizes):
+        """The untrained network; ``skvae.load`` rebuilds saved models through it too."""
+        if self.architecture == "conv":
+            return build_conv_vae(
+                self.image_shape_,
                 self.n_components,
-                sizes,
+                self._check_conv_channels(),
+                self.conv_dense_width,
                 self.activation,
                 LIKELIHOODS[self.likelihood_],
             )
-        self.module_ = module.to(self.device_)
+        return build_dense_vae(
+            n_features,
+            self.n_components,
+            hidden_layer_sizes,
+            self.activation,
+            LIKELIHOODS[self.likelihood_],
+        )
+
+    def _check_image_shape(self, n_features):
+        """``image_shape`` as ``(channels, height, width)``, checked against ``X``.
+
+        ``(height, width)`` means one channel. ``None`` reads each row as a
+        1 x 1 x n_features image, so the conv network accepts any number of
+        features (a 1-D convolution along the row).
+        """
+        if self.image_shape is None:
+            return (1, 1, n_features)
+        shape = tuple(self.image_shape)
+        if len(shape) == 2:
+            shape = (1,) + shape
+        if len(shape) != 3 or not all(
+            isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in shape
+        ):
+            raise ValueError(
+                f"image_shape={self.image_shape!r} must be (channels, height, width) "
+                "or (height, width) in positive integers, for example (1, 28, 28)."
+            )
+        if math.prod(shape) != n_features:
+            raise ValueError(
+                f"image_shape={self.image_shape!r} holds {math.prod(shape)} values per "
+                f"image, but X has {n_features} features. Each row of X must be one "
+                "flattened image of channels * height * width values (channels first)."
+            )
+        return tuple(int(s) for s in shape)
+
+    def _check_conv_channels(self):
+        channels = tuple(np.atleast_1d(np.asarray(self.conv_channels)).tolist())
+        if not channels or not all(isinstance(c, Integral) and c > 0 for c in channels):
+            raise ValueError(
+                f"conv_channels={self.conv_channels!r} must be a non-empty sequence of "
+                "positive integers, for example (32, 64)."
+            )
+        return channels
 
     def _fit_scaling(self, X):
         """Standardise real-valued data; leave [0, 1] data for Bernoulli untouched."""
         n_features = X.shape[1]
         if self.likelihood_ == "gaussian":
-            shift = X.mean(axis=0, dtype=np.float64)
-            scale = X.std(axis=0, dtype=np.float64)
+            # Overflow is reported below, with advice, rather than as numpy's warning.
+            with np.errstate(over="ignore", invalid="ignore"):
+                shift = X.mean(axis=0, dtype=np.float64)
+                scale = X.std(axis=0, dtype=np.float64)
             if not (np.all(np.isfinite(shift)) and np.all(np.isfinite(scale))):
                 raise ValueError(
                     "The mean or standard deviation of X overflows float64 (values "
@@ -280,8 +344,9 @@ class BaseVAE(BaseEstimator):
         if history.diverged:
             warnings.warn(
                 f"Training stopped after {history.n_iter} epochs because the loss "
-                "became NaN or infinite; the weights from the last finite epoch were "
-                "kept. Lower learning_rate_init or rescale X (for example with "
+                "or the weights became NaN or infinite; the last weights that gave a "
+                "finite loss were kept, so the model is usable but may be undertrained. "
+                "Lower learning_rate_init or rescale X (for example with "
                 "StandardScaler).",
                 RuntimeWarning,
                 stacklevel=3,
@@ -312,7 +377,15 @@ class BaseVAE(BaseEstimator):
 
     def _to_tensor(self, X, *, device=None):
         """Standardise ``X`` and return it as a float32 tensor on the model's device."""
-        scaled = (np.asarray(X, dtype=np.float64) - self._shift) / self._scale
+        # Rows beyond float64 after scaling become inf here and are reported by
+        # _map_rows as too far outside the training data, not as numpy warnings.
+        if not self._shift.any() and np.all(self._scale == 1.0):
+            # Unscaled (Bernoulli) data: one float32 copy instead of a float64
+            # round trip; (x - 0) / 1 is x exactly, so the result is the same.
+            scaled = np.array(X, dtype=np.float32)
+        else:
+            with np.errstate(over="ignore"):
+                scaled = (np.asarray(X, dtype=np.float64) - self._shift) / self._scale
         return torch.as_tensor(
             scaled, dtype=torch.float32, device=device or self.device_
         )
@@ -323,18 +396,66 @@ class BaseVAE(BaseEstimator):
 
     # ------------------------------------------------------- encode and decode
 
+    def _map_rows(self, function, X, chunk_rows, *, input_name="X", dtype=np.float64):
+        """``function`` of the standardised rows of validated ``X``, as a numpy array.
+
+        Rows become tensors and results are copied into the preallocated output one
+        block at a time, so the memory used beyond the output stays the same however
+        many rows ``X`` has. Blocks are whole multiples of ``chunk_rows``, which
+        keeps every row in the same fixed-size chunk as a single call over all of
+        ``X`` would: the results are bit-identical. A non-finite result for finite
+        input (a row far outside the float32 range of the network) is a ValueError.
+        """
+        device = self._inference_device()
+        block_rows = chunk_rows * max(1, _BLOCK_ROWS // chunk_rows)
+        output = None
+        for start in range(0, X.shape[0], block_rows):
+            block = X[start : start + block_rows]
+            values = map_in_fixed_chunks(
+                function, self._to_tensor(block, device=device), chunk_rows
+            )
+            if not torch.isfinite(values).all():
+                self._raise_non_finite(values, block, start, input_name)
+            if output is None:
+                output = np.empty((X.shape[0],) + tuple(values.shape[1:]), dtype=dtype)
+            output[start : start + block.shape[0]] = values.cpu().numpy()
+        return output
+
+    def _raise_non_finite(self, values, block, start, input_name):
+        bad = ~torch.isfinite(values.reshape(values.shape[0], -1)).all(dim=1)
+        row = start + int(torch.nonzero(bad)[0, 0])
+        largest = float(np.max(np.abs(block[row - start])))
+        raise ValueError(
+            f"{type(self).__name__} computed NaN or infinite values for row {row} of "
+            f"{input_name} (largest absolute value {largest:.3g}): the row lies too far "
+            "outside the training data for the network's float32 arithmetic. Clip or "
+            "rescale it to the range the model was fitted on."
+        )
+
     def _encode_mean(self, X):
         """Posterior means of validated ``X``, as a float64 array."""
-        device = self._inference_device()
-        mean, _ = map_in_fixed_chunks(
-            self.module_.encoder, self._to_tensor(X, device=device), _CHUNK_ROWS
-        )
-        return mean.cpu().numpy().astype(np.float64)
+        return self._map_rows(lambda x: self.module_.encoder(x)[0], X, _CHUNK_ROWS)
+
+    def _decode_mean(self, Z):
+        """E[x | z] for validated latent codes ``Z``, in data units and ``Z``'s dtype."""
+        output = np.empty((Z.shape[0], self.n_features_in_), dtype=Z.dtype)
+        for start in range(0, Z.shape[0], _BLOCK_ROWS):
+            block = Z[start : start + _BLOCK_ROWS]
+            values = self.module_.likelihood.mean(self._decode(block))
+            if not torch.isfinite(values).all():
+                self._raise_non_finite(values, block, start, "Z")
+            output[start : start + block.shape[0]] = self._from_model_space(values)
+        return output
 
     def _decode(self, Z):
         """Decoder output (the likelihood's raw parameters) for latent codes ``Z``."""
         device = self._inference_device()
-        z = torch.as_tensor(np.asarray(Z), dtype=torch.float32, device=device)
+        if isinstance(Z, np.ndarray):
+            # A copy: torch warns about (and may not respect) read-only arrays.
+            # Codes beyond float32 become inf; _decode_mean reports the row.
+            with np.errstate(over="ignore"):
+                Z = np.array(Z, dtype=np.float32)
+        z = torch.as_tensor(Z, dtype=torch.float32, device=device)
         return map_in_fixed_chunks(self.module_.decoder, z, _CHUNK_ROWS)
 
     def _validate_latent(self, Z):
@@ -430,12 +551,15 @@ class BaseVAE(BaseEstimator):
             generator=torch.Generator().manual_seed(self._noise_seed),
         ).to(device)
         chunk_rows = max(1, _CHUNK_DECODER_ROWS // self.n_importance_samples)
-        log_px = map_in_fixed_chunks(
-            lambda x: self.module_.log_likelihood(x, noise),
-            self._to_tensor(X, device=device),
-            chunk_rows,
+        # A multiple of 16 rows: in a chunk of, say, 327 rows the last few go through
+        # the matmul's remainder kernel and round differently from the same row
+        # placed earlier, which breaks bit-identical scores across batches.
+        chunk_rows = max(1, chunk_rows - chunk_rows % 16)
+        log_px = self._map_rows(
+            lambda x: self.module_.log_likelihood(x, noise), X, chunk_rows
         )
-        return log_px.cpu().numpy().astype(np.float64) - self._log_abs_det_scale
+        log_px -= self._log_abs_det_scale
+        return log_px
 
     def score(self, X, y=None):
         """Mean estimated log-likelihood of ``X`` per row, in nats.

@@ -50,7 +50,8 @@ def reparameterize(mean, log_variance, noise):
 
 def negative_elbo(reconstruction_log_prob, kl, beta=1.0):
     """Per-sample loss ``-(log p(x | z) - beta * KL(q(z | x) || p(z)))``."""
-    return beta * kl - reconstruction_log_prob
+    # beta = 1 is the common case; skipping the multiply saves a kernel per step.
+    return (kl if beta == 1 else beta * kl) - reconstruction_log_prob
 
 
 def importance_weighted_log_likelihood(log_px_given_z, log_pz, log_qz_given_x):

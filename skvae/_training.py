@@ -46,10 +46,10 @@ class TrainingConfig:
 def train_step(module, optimizer, batch, noise, beta):
     """One Adam step on one minibatch; returns the batch's summed loss (a tensor)."""
     optimizer.zero_grad(set_to_none=True)
-    mean_loss, per_row = module.loss(batch, noise, beta)
+    mean_loss, _ = module.loss(batch, noise, beta)
     mean_loss.backward()
     optimizer.step()
-    return per_row.detach().sum()
+    return mean_loss.detach() * batch.shape[0]
 
 
 def run_epoch(module, optimizer, X, config, generator):
@@ -93,8 +93,58 @@ def _window_improved(loss_curve, config):
     return recent < before - config.tol
 
 
+_FINITE_CHECK_ROWS = 1024
+
+
 def _snapshot(module):
-    return copy.deepcopy(module.state_dict())
+    # Cloning each tensor gives the same copy as deepcopy(state_dict()) at half the
+    # cost or less (it runs every epoch); _metadata is kept for load_state_dict.
+    state = module.state_dict()
+    snapshot = type(state)((name, tensor.detach().clone()) for name, tensor in state.items())
+    snapshot._metadata = copy.deepcopy(getattr(state, "_metadata", None))
+    return snapshot
+
+
+@torch.no_grad()
+def _gives_finite_loss(module, state, X, config):
+    """Whether the weights ``state`` are finite and give a finite loss on ``X``'s first rows.
+
+    A finite epoch loss does not vouch for the weights that end the epoch: it is
+    measured before each step, so the last step may still leave huge or NaN weights.
+    Evaluated at the posterior mean (zero noise), so it draws no random numbers.
+    """
+    if not all(torch.isfinite(value).all() for value in state.values()):
+        return False
+    module.load_state_dict(state)
+    module.eval()
+    n_components = module.encoder.head.out_features // 2
+    # Finite weights that still overflow do so on almost any row; a bounded sample
+    # keeps this check to a few batches however large X is.
+    X = X[:_FINITE_CHECK_ROWS]
+    for start in range(0, X.shape[0], config.batch_size):
+        batch = X[start : start + config.batch_size]
+        noise = batch.new_zeros((batch.shape[0], n_components))
+        _, per_row = module.loss(batch, noise, config.beta)
+        if not torch.isfinite(per_row).all():
+            return False
+    return True
+
+
+def _restore_good_weights(module, candidates, X, config, history):
+    """Load the first usable state of ``candidates`` (newest first) into ``module``.
+
+    Only the final weights of a run are checked, once, so healthy training pays one
+    forward pass. If the newest state is unusable the run counts as diverged.
+    """
+    for position, state in enumerate(candidates):
+        if _gives_finite_loss(module, state, X, config):
+            history.diverged = history.diverged or position > 0
+            return
+    raise ValueError(
+        "Training produced no weights with a finite loss, not even the starting "
+        "ones: X holds values too large for float32 arithmetic. Rescale X (for "
+        "example with StandardScaler) and lower learning_rate_init."
+    )
 
 
 def train(module, X, X_val, config, generator, history=None, optimizer=None):
@@ -118,7 +168,8 @@ def train(module, X, X_val, config, generator, history=None, optimizer=None):
         val_noise = torch.randn(
             (X_val.shape[0], n_components), generator=generator, device=X.device
         )
-    best_state = _snapshot(module)
+    # Fallbacks, newest first, when the newest weights turn out unusable.
+    initial_state = best_state = previous_state = _snapshot(module)
     epochs_without_improvement = 0
     module.train()
     try:
@@ -141,7 +192,7 @@ def train(module, X, X_val, config, generator, history=None, optimizer=None):
             else:
                 improved = _window_improved(history.loss_curve, config)
                 history.best_loss = min(history.best_loss, loss)
-                best_state = _snapshot(module)
+                previous_state, best_state = best_state, _snapshot(module)
             if config.verbose:
                 message = f"Epoch {history.n_iter}, loss = {loss:.4f}"
                 if X_val is not None:
@@ -155,11 +206,20 @@ def train(module, X, X_val, config, generator, history=None, optimizer=None):
         history.interrupted = True
         warnings.warn(
             "Training interrupted by the user; keeping the best weights so far "
-            f"(after {history.n_iter} complete epochs).",
+            f"(after {history.n_iter} complete epochs)."
+            + (
+                " No epoch finished, so the model keeps its starting weights; call "
+                "fit again to train it."
+                if history.n_iter == 0
+                else ""
+            ),
             RuntimeWarning,
             stacklevel=3,
         )
-    if X_val is not None or history.diverged or history.interrupted:
-        module.load_state_dict(best_state)
+    # previous_state gave a finite loss on the first batch of the epoch after it;
+    # best_state has not been evaluated since its last step, so it is checked.
+    _restore_good_weights(
+        module, [best_state, previous_state, initial_state], X, config, history
+    )
     module.eval()
     return history

@@ -27,11 +27,31 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
     hidden_layer_sizes : array-like of int, default=(512, 256)
         Widths of the encoder's hidden layers; the decoder uses them in reverse.
         Wide enough for images such as MNIST, and cheap on small tabular data.
+        Used with ``architecture="dense"`` only; the conv network takes its
+        widths from ``conv_channels`` and ``conv_dense_width``.
     architecture : {"dense", "conv"}, default="dense"
         Network type: multilayer perceptrons for tabular data, or convolutional
         networks for images (rows of ``X`` stay flat; see ``image_shape``).
     image_shape : tuple of int or None, default=None
-        ``(channels, height, width)`` of each image with ``architecture="conv"``.
+        ``(channels, height, width)`` of each image, or ``(height, width)`` for
+        one channel. Rows of ``X`` stay flat: each is one image flattened in that
+        order, channels first (``images.reshape(n, -1)``), and its size must be
+        ``channels * height * width``. ``None`` reads each row as a 1 x 1 x
+        ``n_features`` image, so ``architecture="conv"`` accepts any data (as a
+        1-D convolution along the row); pass the real shape for images. With
+        ``architecture="dense"`` it is only checked and stored in
+        ``image_shape_``, where :mod:`skvae.plotting` finds it.
+    conv_channels : array-like of int, default=(32, 64)
+        With ``architecture="conv"``: output channels of the encoder's 3x3,
+        stride-2 convolutions, each of which halves the height and width
+        (rounding up). The decoder mirrors them with stride-2 transposed
+        convolutions, then a 3x3 transposed convolution to the image's channels.
+        The default, with ``conv_dense_width=16``, is the classic MNIST VAE of the
+        Keras example: Conv(32) -> Conv(64) -> Dense(16) -> latent;
+        Dense(7*7*64) -> ConvT(64) -> ConvT(32) -> ConvT(1) for 28 x 28 images.
+    conv_dense_width : int, default=16
+        With ``architecture="conv"``: width of the dense layer between the
+        encoder's last convolution and the latent mean and log-variance.
     activation : {"relu", "leaky_relu", "elu", "gelu", "tanh", "logistic", \
 "identity"}, default="relu"
         Activation after every hidden layer.
@@ -93,6 +113,9 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         The trained network (encoder, decoder and likelihood).
     device_ : torch.device
         The device the model was trained on.
+    image_shape_ : tuple of int
+        ``(channels, height, width)`` that the network reads each row as
+        (``(1, 1, n_features_in_)`` when ``image_shape`` is None).
     n_iter_ : int
         Number of epochs run.
     loss_curve_ : list of float
@@ -168,9 +191,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         """
         check_is_fitted(self)
         Z = self._validate_latent(X)
-        params = self._decode(Z)
-        values = self.module_.likelihood.mean(params)
-        return self._from_model_space(values).astype(Z.dtype, copy=False)
+        return self._decode_mean(Z)
 
     @property
     def _n_features_out(self):

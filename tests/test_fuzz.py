@@ -1,0 +1,198 @@
+"""Property-based tests of every public method of every public estimator.
+
+For inputs of any shape, dtype and value, each method either returns or raises a
+documented exception (``ValueError`` for bad values or shapes, ``TypeError`` for
+wrong types, ``NotFittedError`` before ``fit``); finite input never gives
+non-finite output; inputs are never modified; and inference (``transform``,
+``score_samples``, ``predict``, ...) never changes the fitted estimator.
+"""
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+from skvae._persistence import _estimator_classes
+
+ESTIMATOR_CLASSES = [cls for _, cls in sorted(_estimator_classes().items())]
+DOCUMENTED = (ValueError, TypeError)
+INFERENCE = ("transform", "inverse_transform", "score_samples", "score",
+             "decision_function", "predict")
+N_FEATURES = 3
+
+fuzz = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,  # the same examples on every run: CI does not flake
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def small(estimator_class, **params):
+    defaults = dict(hidden_layer_sizes=(8,), max_iter=2, random_state=0,
+                    n_importance_samples=4)
+    return estimator_class(**{**defaults, **params})
+
+
+@pytest.fixture(scope="module", params=[(cls, lik) for cls in ESTIMATOR_CLASSES
+                                        for lik in ("bernoulli", "gaussian")],
+                ids=lambda p: f"{p[0].__name__}-{p[1]}")
+def fitted(request):
+    estimator_class, likelihood = request.param
+    X = np.random.RandomState(0).uniform(size=(30, N_FEATURES))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return small(estimator_class, likelihood=likelihood).fit(X)
+
+
+DTYPES = [np.float64, np.float32, np.float16, np.int64, np.int32, np.uint8, np.bool_]
+
+
+@st.composite
+def arrays(draw, n_columns=None, finite=True):
+    """2-D arrays of any numeric dtype, mostly with the expected number of columns."""
+    dtype = np.dtype(draw(st.sampled_from(DTYPES)))
+    n_rows = draw(st.integers(0, 12))
+    if n_columns is None or draw(st.integers(0, 5)) == 0:
+        n_columns = draw(st.integers(0, 5))
+    if dtype.kind == "f":
+        elements = st.floats(width=8 * dtype.itemsize, allow_nan=not finite,
+                             allow_infinity=not finite, allow_subnormal=False)
+        # Half the time values in [0, 1], which the Bernoulli likelihood accepts.
+        if draw(st.booleans()):
+            elements = st.floats(0, 1, width=8 * dtype.itemsize)
+    else:
+        elements = None
+    order = draw(st.sampled_from(["C", "F"]))
+    X = draw(hnp.arrays(dtype, (n_rows, n_columns), elements=elements))
+    X = np.asarray(X, order=order)
+    if draw(st.booleans()):
+        X.setflags(write=False)
+    return X
+
+
+def other_inputs():
+    """Things that are not numeric arrays: wrong ranks, types and containers."""
+    return st.sampled_from([
+        None, 3.0, "text", np.zeros(3), np.zeros((2, 2, 2)), [[1.0, "a", 3.0]],
+        np.array([["a", "b", "c"]], dtype=object), {"a": 1}, np.array([[1 + 2j] * 3]),
+    ])
+
+
+def fingerprint(estimator):
+    """Everything a fitted estimator holds, as copies that compare exactly."""
+    state = {k: v.detach().clone() for k, v in estimator.module_.state_dict().items()}
+    rest = {k: copy.deepcopy(v) for k, v in vars(estimator).items() if k != "module_"}
+    return state, rest
+
+
+def assert_unchanged(estimator, before):
+    state, rest = fingerprint(estimator)
+    assert state.keys() == before[0].keys()
+    for key in state:
+        assert torch.equal(state[key], before[0][key]), key
+    assert rest.keys() == before[1].keys()
+    for key in rest:
+        np.testing.assert_equal(rest[key], before[1][key], err_msg=key)
+
+
+def call_checked(estimator, method, X):
+    """Call ``method``; documented errors pass, results must be finite for finite X."""
+    snapshot = np.array(X, copy=True) if isinstance(X, np.ndarray) else None
+    flags = X.flags.writeable if isinstance(X, np.ndarray) else None
+    try:
+        result = getattr(estimator, method)(X)
+    except DOCUMENTED:
+        result = None
+    if snapshot is not None:
+        np.testing.assert_array_equal(X, snapshot)
+        assert X.flags.writeable == flags
+    if result is not None:
+        result = np.asarray(result)
+        if isinstance(X, np.ndarray) and X.dtype.kind in "biuf" and np.all(np.isfinite(X)):
+            assert np.all(np.isfinite(result)), method
+        if method != "score":
+            assert result.shape[0] == X.shape[0]
+    return result
+
+
+def test_inference_on_any_array(fitted):
+    for method in (m for m in INFERENCE if hasattr(fitted, m)):
+        n_columns = fitted.n_components if method == "inverse_transform" else N_FEATURES
+        before = fingerprint(fitted)
+
+        @fuzz
+        @given(X=st.one_of(arrays(n_columns), arrays(n_columns, finite=False),
+                           other_inputs()))
+        def check(X):
+            call_checked(fitted, method, X)
+            assert_unchanged(fitted, before)
+
+        check()
+
+
+def test_sample_with_any_count(fitted):
+    before = fingerprint(fitted)
+
+    @fuzz
+    @given(n=st.one_of(st.integers(-3, 40), st.floats(-1, 5), st.none(), st.text(max_size=2)),
+           return_mean=st.booleans(), seed=st.integers(0, 2**31 - 1))
+    def check(n, return_mean, seed):
+        try:
+            X = fitted.sample(n, random_state=seed, return_mean=return_mean)
+        except DOCUMENTED:
+            return
+        assert X.shape == (n, N_FEATURES) and np.all(np.isfinite(X))
+        np.testing.assert_array_equal(
+            X, fitted.sample(n, random_state=seed, return_mean=return_mean)
+        )
+        assert_unchanged(fitted, before)
+
+    check()
+
+
+@pytest.mark.parametrize("estimator_class", ESTIMATOR_CLASSES,
+                         ids=[c.__name__ for c in ESTIMATOR_CLASSES])
+def test_fit_on_any_array(estimator_class):
+    @settings(fuzz, max_examples=15)
+    @given(X=st.one_of(arrays(), arrays(finite=False), other_inputs()),
+           likelihood=st.sampled_from(["auto", "bernoulli", "gaussian"]))
+    def check(X, likelihood):
+        estimator = small(estimator_class, likelihood=likelihood, max_iter=1)
+        snapshot = np.array(X, copy=True) if isinstance(X, np.ndarray) else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            # Documented advice about training (divergence) may be given; nothing else.
+            warnings.filterwarnings("ignore", "Training stopped", RuntimeWarning)
+            try:
+                estimator.fit(X)
+            except DOCUMENTED:
+                return
+            finally:
+                if snapshot is not None:
+                    np.testing.assert_array_equal(X, snapshot)
+        assert all(torch.isfinite(v).all() for v in estimator.module_.state_dict().values())
+        assert np.all(np.isfinite(estimator.sample(3, random_state=0)))
+        for method in INFERENCE:
+            if hasattr(estimator, method) and method != "inverse_transform":
+                call_checked(estimator, method, X)
+
+    check()
+
+
+@pytest.mark.parametrize("estimator_class", ESTIMATOR_CLASSES,
+                         ids=[c.__name__ for c in ESTIMATOR_CLASSES])
+def test_unfitted_estimators_raise_not_fitted(estimator_class):
+    estimator = estimator_class()
+    for method in INFERENCE:
+        if hasattr(estimator, method):
+            with pytest.raises(NotFittedError):
+                getattr(estimator, method)(np.zeros((2, N_FEATURES)))
+    with pytest.raises(NotFittedError):
+        estimator.sample(2)
