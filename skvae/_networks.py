@@ -65,6 +65,99 @@ class DenseDecoder(nn.Module):
         return self.head(self.body(z))
 
 
+def _conv_sizes(size, n_layers):
+    """Spatial size after each stride-2, padding-1, 3x3 convolution: ceil(size / 2)."""
+    sizes = [size]
+    for _ in range(n_layers):
+        sizes.append((sizes[-1] + 1) // 2)
+    return sizes
+
+
+class ConvEncoder(nn.Module):
+    """Convolutions, then one dense layer, to the mean and log-variance of q(z | x).
+
+    Each convolution is 3x3 with stride 2 and padding 1, so it halves the height
+    and width (rounding up) of any image, down to 1 x 1. Rows arrive flat and are
+    reshaped here to ``image_shape`` (channel-first), so the rest of the package
+    sees flat rows only.
+    """
+
+    def __init__(self, image_shape, conv_channels, dense_width, n_components, activation):
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+        self.n_components = n_components
+        n_channels, height, width = self.image_shape
+        layers = []
+        for channels in conv_channels:
+            layers += [
+                nn.Conv2d(n_channels, channels, 3, stride=2, padding=1),
+                ACTIVATIONS[activation](),
+            ]
+            n_channels = channels
+        self.convolutions = nn.Sequential(*layers)
+        n_flat = (
+            n_channels
+            * _conv_sizes(height, len(conv_channels))[-1]
+            * _conv_sizes(width, len(conv_channels))[-1]
+        )
+        self.body = nn.Sequential(
+            nn.Linear(n_flat, dense_width), ACTIVATIONS[activation]()
+        )
+        self.head = nn.Linear(dense_width, 2 * n_components)
+
+    def forward(self, x):
+        images = x.reshape(x.shape[:-1] + self.image_shape)
+        features = self.convolutions(images).flatten(start_dim=-3)
+        mean, log_variance = self.head(self.body(features)).chunk(2, dim=-1)
+        return mean, log_variance.clamp(-_LOG_VARIANCE_BOUND, _LOG_VARIANCE_BOUND)
+
+
+class ConvDecoder(nn.Module):
+    """One dense layer, then transposed convolutions mirroring :class:`ConvEncoder`.
+
+    Each transposed convolution doubles the height and width; its
+    ``output_padding`` (0 or 1) is chosen per dimension so that every layer gives
+    back exactly the size the matching encoder layer received, so the output is
+    ``image_shape`` for any image size, odd or even, with no cropping. A final
+    stride-1 transposed convolution maps to ``n_output_channels`` (the
+    likelihood's parameters per pixel), and the result is flattened.
+    """
+
+    def __init__(
+        self, n_components, conv_channels, image_shape, n_output_channels, activation
+    ):
+        super().__init__()
+        _, height, width = image_shape
+        heights = _conv_sizes(height, len(conv_channels))
+        widths = _conv_sizes(width, len(conv_channels))
+        self.start_shape = (conv_channels[-1], heights[-1], widths[-1])
+        self.body = nn.Sequential(
+            nn.Linear(n_components, conv_channels[-1] * heights[-1] * widths[-1]),
+            ACTIVATIONS[activation](),
+        )
+        layers = []
+        n_channels = conv_channels[-1]
+        for i, channels in enumerate(reversed(conv_channels)):
+            level = len(conv_channels) - i  # size goes heights[level] -> heights[level - 1]
+            output_padding = tuple(
+                sizes[level - 1] - (2 * sizes[level] - 1) for sizes in (heights, widths)
+            )
+            layers += [
+                nn.ConvTranspose2d(
+                    n_channels, channels, 3, stride=2, padding=1,
+                    output_padding=output_padding,
+                ),
+                ACTIVATIONS[activation](),
+            ]
+            n_channels = channels
+        layers.append(nn.ConvTranspose2d(n_channels, n_output_channels, 3, padding=1))
+        self.deconvolutions = nn.Sequential(*layers)
+
+    def forward(self, z):
+        images = self.body(z).reshape(z.shape[:-1] + self.start_shape)
+        return self.deconvolutions(images).flatten(start_dim=-3)
+
+
 class VAE(nn.Module):
     """Encoder, decoder and likelihood, with the objective and the bound on log p(x).
 
@@ -115,6 +208,33 @@ def build_dense_vae(
             n_components,
             tuple(reversed(hidden_layer_sizes)),
             likelihood.n_decoder_outputs,
+            activation,
+        ),
+        likelihood,
+    )
+
+
+def build_conv_vae(
+    image_shape, n_components, conv_channels, dense_width, activation, likelihood_class
+):
+    """A VAE with convolutional encoder and mirrored transposed-convolution decoder.
+
+    ``image_shape`` is ``(channels, height, width)``; the rows the VAE sees are the
+    flattened images, ``channels * height * width`` values each.
+    """
+    n_channels, height, width = image_shape
+    likelihood = likelihood_class(n_channels * height * width)
+    n_outputs = likelihood.n_decoder_outputs
+    if n_outputs % (height * width):
+        raise ValueError(
+            f"The {likelihood.name} likelihood needs {n_outputs} decoder outputs, "
+            f"not a whole number of {height} x {width} images; it cannot be used "
+            "with architecture='conv'."
+        )
+    return VAE(
+        ConvEncoder(image_shape, conv_channels, dense_width, n_components, activation),
+        ConvDecoder(
+            n_components, conv_channels, image_shape, n_outputs // (height * width),
             activation,
         ),
         likelihood,

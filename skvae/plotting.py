@@ -17,6 +17,81 @@ def _axes(ax):
     return ax
 
 
+def _resolve_image_shape(image_shape, estimator=None, n_features=None):
+    """``(channels, height, width)`` for drawing rows as images.
+
+    Taken from ``image_shape`` when given ((height, width) means one channel), else
+    from the fitted estimator's ``image_shape_`` when that is a real image, else a
+    square single-channel image when the number of features is a perfect square.
+    """
+    if image_shape is None and estimator is not None:
+        fitted = getattr(estimator, "image_shape_", None)
+        if fitted is not None and fitted[1] > 1 and fitted[2] > 1:
+            image_shape = fitted
+    if n_features is None and estimator is not None:
+        n_features = estimator.n_features_in_
+    if image_shape is None:
+        side = int(round(np.sqrt(n_features))) if n_features else 0
+        if side * side != n_features:
+            raise ValueError(
+                f"Cannot draw rows of {n_features} features as images without "
+                "image_shape: pass image_shape=(height, width) or "
+                "(channels, height, width)."
+            )
+        image_shape = (side, side)
+    shape = tuple(int(s) for s in image_shape)
+    if len(shape) == 2:
+        shape = (1,) + shape
+    if len(shape) != 3 or shape[0] not in (1, 3, 4):
+        raise ValueError(
+            f"image_shape={image_shape!r} must be (height, width) or (channels, "
+            "height, width) with 1 (grey), 3 (RGB) or 4 (RGBA) channels."
+        )
+    if n_features is not None and int(np.prod(shape)) != n_features:
+        raise ValueError(
+            f"image_shape={image_shape!r} holds {int(np.prod(shape))} values, but "
+            f"the rows to draw have {n_features}."
+        )
+    return shape
+
+
+def _tile(images, image_shape, n_cols):
+    """Flat images as one canvas, row-major, separated by one-pixel NaN gaps."""
+    n_channels, height, width = _resolve_image_shape(image_shape)
+    images = np.asarray(images, dtype=np.float64)
+    n_rows = -(-len(images) // n_cols)
+    canvas = np.full(
+        (n_rows * (height + 1) - 1, n_cols * (width + 1) - 1, n_channels), np.nan
+    )
+    for i, image in enumerate(images):
+        r, c = divmod(i, n_cols)
+        canvas[
+            r * (height + 1) : r * (height + 1) + height,
+            c * (width + 1) : c * (width + 1) + width,
+        ] = np.reshape(image, (n_channels, height, width)).transpose(1, 2, 0)
+    if n_channels == 1:
+        return canvas[:, :, 0]
+    # Colour images: gaps become white, values are clipped to imshow's [0, 1].
+    return np.clip(np.nan_to_num(canvas, nan=1.0), 0.0, 1.0)
+
+
+def _encode(estimator, X):
+    """Posterior means of ``X``; estimators without ``transform`` use the base's."""
+    if hasattr(estimator, "transform"):
+        return np.asarray(estimator.transform(X))
+    return estimator._encode_mean(estimator._validate_X(X))
+
+
+def _decode(estimator, Z):
+    """Decoder means E[x | z], in data units."""
+    if hasattr(estimator, "inverse_transform"):
+        return np.asarray(estimator.inverse_transform(Z))
+    Z = estimator._validate_latent(Z)
+    return estimator._from_model_space(
+        estimator.module_.likelihood.mean(estimator._decode(Z))
+    )
+
+
 class LatentSpaceDisplay:
     """Scatter plot of the latent codes ``transform(X)``, coloured by label.
 
@@ -28,6 +103,13 @@ class LatentSpaceDisplay:
         Colours of the points.
     dims : tuple of int
         Which latent dimensions ``Z`` holds, for the axis labels.
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+        The axes drawn on.
+    figure_ : matplotlib Figure
+        The figure holding ``ax_``.
 
     Examples
     --------
@@ -51,9 +133,34 @@ class LatentSpaceDisplay:
 
     @classmethod
     def from_estimator(cls, estimator, X, y=None, *, dims=(0, 1), ax=None):
-        """Encode ``X`` with a fitted estimator and plot two latent dimensions."""
+        """Encode ``X`` with a fitted estimator and plot two latent dimensions.
+
+        Parameters
+        ----------
+        estimator : fitted skvae estimator
+        X : array-like of shape (n_samples, n_features)
+            Data to encode (the posterior means are plotted).
+        y : array-like of shape (n_samples,) or None, default=None
+            Labels that colour the points.
+        dims : pair of int, default=(0, 1)
+            The latent dimensions to plot when there are more than two. A 1-D
+            latent space is drawn along the x axis.
+        ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when None.
+
+        Returns
+        -------
+        display : LatentSpaceDisplay
+        """
         check_is_fitted(estimator)
-        Z = np.asarray(estimator.transform(X))
+        Z = _encode(estimator, X)
+        if Z.shape[1] > 1 and (
+            len(dims) != 2 or not all(0 <= int(d) < Z.shape[1] for d in dims)
+        ):
+            raise ValueError(
+                f"dims={dims!r} must be a pair of latent dimensions in "
+                f"0..{Z.shape[1] - 1}."
+            )
         if Z.shape[1] == 1:
             Z, dims = np.column_stack([Z[:, 0], np.zeros(len(Z))]), (0, None)
         else:
@@ -79,14 +186,25 @@ class LatentSpaceDisplay:
 class ImageGridDisplay:
     """A grid of images, one per row of ``images``.
 
+    Use :meth:`from_estimator` to draw samples from a fitted model, or the
+    constructor and :meth:`plot` for any flat images.
+
     Parameters
     ----------
-    images : ndarray of shape (n_images, height * width)
+    images : ndarray of shape (n_images, n_pixels)
         Flat images, drawn in row-major order.
     image_shape : tuple of int
-        ``(height, width)`` of each image.
+        ``(height, width)`` of each image, or ``(channels, height, width)`` with
+        1, 3 or 4 channels (channels first, as the estimators read rows).
     n_cols : int
         Images per grid row.
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+        The axes drawn on.
+    figure_ : matplotlib Figure
+        The figure holding ``ax_``.
 
     Examples
     --------
@@ -106,10 +224,32 @@ class ImageGridDisplay:
 
     @classmethod
     def from_estimator(
-        cls, estimator, *, image_shape, n_rows=10, n_cols=10, random_state=0,
+        cls, estimator, *, image_shape=None, n_rows=10, n_cols=10, random_state=0,
         return_mean=True, ax=None,
     ):
-        """Plot ``estimator.sample(n_rows * n_cols)`` as a grid of images."""
+        """Plot ``estimator.sample(n_rows * n_cols)`` as a grid of images.
+
+        Parameters
+        ----------
+        estimator : fitted skvae estimator
+        image_shape : tuple of int or None, default=None
+            Shape of each image; None takes the estimator's ``image_shape_`` or, for
+            a square number of features, a square grey image.
+        n_rows, n_cols : int, default=10
+            Size of the grid.
+        random_state : int, RandomState instance or None, default=0
+            Seeds the latent draws.
+        return_mean : bool, default=True
+            Draw the decoder means (smooth images) rather than samples of p(x | z).
+        ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when None.
+
+        Returns
+        -------
+        display : ImageGridDisplay
+        """
+        check_is_fitted(estimator)
+        image_shape = _resolve_image_shape(image_shape, estimator)
         images = estimator.sample(
             n_rows * n_cols, random_state=random_state, return_mean=return_mean
         )
@@ -118,19 +258,300 @@ class ImageGridDisplay:
     def plot(self, *, ax=None, cmap="gray_r"):
         """Tile the images with a one-pixel gap and draw them; returns self."""
         ax = _axes(ax)
-        height, width = self.image_shape
-        n_images = len(self.images)
-        n_rows = -(-n_images // self.n_cols)
-        canvas = np.full(
-            (n_rows * (height + 1) - 1, self.n_cols * (width + 1) - 1), np.nan
-        )
-        for i, image in enumerate(self.images):
-            r, c = divmod(i, self.n_cols)
-            canvas[
-                r * (height + 1) : r * (height + 1) + height,
-                c * (width + 1) : c * (width + 1) + width,
-            ] = np.reshape(image, (height, width))
+        canvas = _tile(self.images, self.image_shape, self.n_cols)
         ax.imshow(canvas, cmap=cmap, interpolation="nearest")
         ax.set_axis_off()
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
+
+
+class LatentManifoldDisplay:
+    """Images decoded from a regular grid of latent points: the learned manifold.
+
+    The grid of generated digits that VAE tutorials show. The grid spans two
+    latent dimensions; any other latent dimensions are held at 0, the prior mean.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_points * n_points, n_pixels)
+        Decoded images, row-major, the top row at the highest value of the second
+        latent dimension.
+    grid : ndarray of shape (n_points,)
+        Latent values along each axis, increasing.
+    image_shape : tuple of int
+        ``(height, width)`` or ``(channels, height, width)`` of each image.
+    dims : pair of int, default=(0, 1)
+        The latent dimensions the grid spans, for the axis labels.
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+        The axes drawn on.
+    figure_ : matplotlib Figure
+        The figure holding ``ax_``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from skvae import VAETransformer
+    >>> from skvae.plotting import LatentManifoldDisplay
+    >>> X = np.random.RandomState(0).uniform(size=(40, 16))
+    >>> vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=5, tol=1e3,
+    ...                      n_iter_no_change=1, random_state=0).fit(X)
+    >>> display = LatentManifoldDisplay.from_estimator(vae, n_points=5)
+    >>> display.images.shape, display.ax_.get_xlabel()
+    ((25, 16), 'latent dimension 0')
+    """
+
+    def __init__(self, images, *, grid, image_shape, dims=(0, 1)):
+        self.images = images
+        self.grid = grid
+        self.image_shape = image_shape
+        self.dims = dims
+
+    @classmethod
+    def from_estimator(
+        cls, estimator, *, n_points=15, grid_range=(-2.0, 2.0), dims=(0, 1),
+        image_shape=None, ax=None,
+    ):
+        """Decode an ``n_points`` x ``n_points`` grid of latent points and draw it.
+
+        Parameters
+        ----------
+        estimator : fitted skvae estimator
+            With at least two latent dimensions.
+        n_points : int, default=15
+            Grid points along each latent axis.
+        grid_range : pair of float, default=(-2.0, 2.0)
+            Lowest and highest latent value on each axis. The prior is N(0, I),
+            so (-2, 2) covers about 95% of it per axis.
+        dims : pair of int, default=(0, 1)
+            The latent dimensions the grid spans; others are held at 0.
+        image_shape : tuple of int or None, default=None
+            Shape of each image; None takes the estimator's ``image_shape_`` or,
+            for a square number of features, a square grey image.
+        ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when None.
+
+        Returns
+        -------
+        display : LatentManifoldDisplay
+        """
+        check_is_fitted(estimator)
+        n_latent = estimator._latent_dim
+        if n_latent < 2:
+            raise ValueError(
+                "LatentManifoldDisplay needs at least 2 latent dimensions; the "
+                f"estimator has {n_latent}. Fit it with n_components=2."
+            )
+        if len(dims) != 2 or dims[0] == dims[1] or not all(
+            0 <= int(d) < n_latent for d in dims
+        ):
+            raise ValueError(
+                f"dims={dims!r} must be two different latent dimensions in "
+                f"0..{n_latent - 1}."
+            )
+        if not (isinstance(n_points, (int, np.integer)) and n_points >= 2):
+            raise ValueError(f"n_points={n_points!r} must be an integer >= 2.")
+        image_shape = _resolve_image_shape(image_shape, estimator)
+        low, high = grid_range
+        grid = np.linspace(low, high, n_points)
+        # Image rows run from the top, so the highest value of dims[1] comes first.
+        second, first = np.meshgrid(grid[::-1], grid, indexing="ij")
+        Z = np.zeros((n_points * n_points, n_latent))
+        Z[:, dims[0]] = first.ravel()
+        Z[:, dims[1]] = second.ravel()
+        images = _decode(estimator, Z)
+        return cls(images, grid=grid, image_shape=image_shape, dims=dims).plot(ax=ax)
+
+    def plot(self, *, ax=None, cmap="gray_r"):
+        """Draw the images at their latent coordinates; returns self."""
+        ax = _axes(ax)
+        n_points = len(self.grid)
+        canvas = _tile(self.images, self.image_shape, n_points)
+        step = (self.grid[-1] - self.grid[0]) / (n_points - 1)
+        low, high = self.grid[0] - step / 2, self.grid[-1] + step / 2
+        ax.imshow(
+            canvas, cmap=cmap, interpolation="nearest", extent=(low, high, low, high)
+        )
+        ax.set_xlabel(f"latent dimension {self.dims[0]}")
+        ax.set_ylabel(f"latent dimension {self.dims[1]}")
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
+
+
+class ReconstructionDisplay:
+    """Images above their reconstructions ``inverse_transform(transform(X))``.
+
+    Parameters
+    ----------
+    rows : list of ndarray of shape (n_images, n_pixels)
+        Rows of images, drawn top to bottom (for example originals, then
+        reconstructions).
+    row_labels : list of str
+        One label per row, drawn at the left.
+    image_shape : tuple of int
+        ``(height, width)`` or ``(channels, height, width)`` of each image.
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+        The axes drawn on.
+    figure_ : matplotlib Figure
+        The figure holding ``ax_``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from skvae import VAETransformer
+    >>> from skvae.plotting import ReconstructionDisplay
+    >>> X = np.random.RandomState(0).uniform(size=(40, 16))
+    >>> vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=5, tol=1e3,
+    ...                      n_iter_no_change=1, random_state=0).fit(X)
+    >>> display = ReconstructionDisplay.from_estimator(vae, X, n_images=6)
+    >>> [label.get_text() for label in display.ax_.get_yticklabels()]
+    ['original', 'reconstruction']
+    """
+
+    def __init__(self, rows, *, row_labels, image_shape):
+        self.rows = rows
+        self.row_labels = row_labels
+        self.image_shape = image_shape
+
+    @classmethod
+    def from_estimator(
+        cls, estimator, X, *, X_clean=None, n_images=10, image_shape=None, ax=None
+    ):
+        """Reconstruct the first ``n_images`` rows of ``X`` and draw both.
+
+        Parameters
+        ----------
+        estimator : fitted skvae estimator
+        X : array-like of shape (n_samples, n_features)
+            Images to reconstruct (through the posterior mean).
+        X_clean : array-like of shape (n_samples, n_features) or None, default=None
+            Uncorrupted versions of ``X``, for denoising: when given, they are
+            drawn as a first row, above the noisy inputs and their
+            reconstructions.
+        n_images : int, default=10
+            Number of images (columns) to draw.
+        image_shape : tuple of int or None, default=None
+            Shape of each image; None takes the estimator's ``image_shape_`` or,
+            for a square number of features, a square grey image.
+        ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when None.
+
+        Returns
+        -------
+        display : ReconstructionDisplay
+        """
+        check_is_fitted(estimator)
+        X = np.asarray(X)[:n_images]
+        image_shape = _resolve_image_shape(image_shape, estimator, X.shape[1])
+        reconstructed = _decode(estimator, _encode(estimator, X))
+        if X_clean is None:
+            rows, labels = [X, reconstructed], ["original", "reconstruction"]
+        else:
+            rows = [np.asarray(X_clean)[:n_images], X, reconstructed]
+            labels = ["original", "noisy input", "reconstruction"]
+        return cls(rows, row_labels=labels, image_shape=image_shape).plot(ax=ax)
+
+    def plot(self, *, ax=None, cmap="gray_r"):
+        """Draw one row of images per entry of ``rows``; returns self."""
+        ax = _axes(ax)
+        n_cols = max(len(row) for row in self.rows)
+        images = np.full((len(self.rows) * n_cols, self.rows[0].shape[1]), np.nan)
+        for i, row in enumerate(self.rows):
+            images[i * n_cols : i * n_cols + len(row)] = row
+        ax.imshow(_tile(images, self.image_shape, n_cols), cmap=cmap,
+                  interpolation="nearest")
+        height = _resolve_image_shape(self.image_shape)[1]
+        ax.set_yticks([i * (height + 1) + (height - 1) / 2 for i in range(len(self.rows))])
+        ax.set_yticklabels(self.row_labels)
+        ax.set_xticks([])
+        ax.tick_params(length=0)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
+
+
+class TrainingCurveDisplay:
+    """The training loss per epoch and, with early stopping, the validation loss.
+
+    Both are negative ELBOs in nats per row, so lower is better and the two curves
+    share an axis: ``loss_curve_`` and ``-validation_scores_``.
+
+    Parameters
+    ----------
+    loss_curve : list of float
+        Training loss (negative ELBO) after each epoch.
+    validation_scores : list of float or None, default=None
+        Held-out ELBO after each epoch (drawn negated), or None.
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+        The axes drawn on.
+    figure_ : matplotlib Figure
+        The figure holding ``ax_``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from skvae import VAETransformer
+    >>> from skvae.plotting import TrainingCurveDisplay
+    >>> X = np.random.RandomState(0).uniform(size=(40, 5))
+    >>> vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=5, tol=1e3,
+    ...                      n_iter_no_change=1, early_stopping=True,
+    ...                      random_state=0).fit(X)
+    >>> display = TrainingCurveDisplay.from_estimator(vae)
+    >>> [line.get_label() for line in display.ax_.get_lines()]
+    ['training', 'validation']
+    """
+
+    def __init__(self, loss_curve, *, validation_scores=None):
+        self.loss_curve = loss_curve
+        self.validation_scores = validation_scores
+
+    @classmethod
+    def from_estimator(cls, estimator, *, ax=None):
+        """Draw ``loss_curve_`` and ``validation_scores_`` of a fitted estimator.
+
+        Parameters
+        ----------
+        estimator : fitted skvae estimator
+        ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when None.
+
+        Returns
+        -------
+        display : TrainingCurveDisplay
+        """
+        check_is_fitted(estimator)
+        return cls(
+            estimator.loss_curve_, validation_scores=estimator.validation_scores_
+        ).plot(ax=ax)
+
+    def plot(self, *, ax=None):
+        """Draw the curves; returns self."""
+        ax = _axes(ax)
+        epochs = np.arange(1, len(self.loss_curve) + 1)
+        ax.plot(epochs, self.loss_curve, marker=".", label="training")
+        if self.validation_scores is not None:
+            ax.plot(
+                epochs, -np.asarray(self.validation_scores), marker=".",
+                label="validation",
+            )
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("negative ELBO (nats per row)")
+        ax.legend(loc="best")
+        ax.grid(alpha=0.3)
         self.ax_, self.figure_ = ax, ax.figure
         return self

@@ -1,0 +1,97 @@
+"""The convolutional architecture: network shapes and the estimator around it."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+from skvae import VAETransformer
+from skvae._likelihoods import BernoulliLikelihood, GaussianLikelihood
+from skvae._networks import ConvDecoder, ConvEncoder, build_conv_vae
+
+
+@pytest.mark.parametrize(
+    "image_shape", [(1, 28, 28), (1, 8, 8), (1, 1, 7), (3, 5, 9), (1, 1, 1)]
+)
+def test_conv_network_shapes(image_shape):
+    n_features = int(np.prod(image_shape))
+    module = build_conv_vae(image_shape, 3, (4, 8), 6, "relu", BernoulliLikelihood)
+    x = torch.rand(5, n_features)
+    mean, log_variance = module.encoder(x)
+    assert mean.shape == log_variance.shape == (5, 3)
+    assert module.decoder(mean).shape == (5, n_features)
+    assert module.log_likelihood(x, torch.randn(4, 3)).shape == (5,)
+    assert module.encoder.head.out_features == 6  # 2 * n_components, read by training
+
+
+def test_default_conv_network_is_the_classic_one():
+    encoder = ConvEncoder((1, 28, 28), (32, 64), 16, 2, "relu")
+    decoder = ConvDecoder(2, (32, 64), (1, 28, 28), 1, "relu")
+    convs = [m for m in encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (32, (3, 3), (2, 2)), (64, (3, 3), (2, 2))
+    ]
+    assert encoder.body[0].out_features == 16
+    assert decoder.body[0].out_features == 7 * 7 * 64
+    deconvs = [m for m in decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [(d.out_channels, d.stride) for d in deconvs] == [
+        (64, (2, 2)), (32, (2, 2)), (1, (1, 1))
+    ]
+    hidden = decoder.deconvolutions[:-1](decoder.body(torch.zeros(1, 2)).view(1, 64, 7, 7))
+    assert hidden.shape == (1, 32, 28, 28)
+
+
+def _fit(X, **params):
+    params = {"conv_channels": (4, 8), "conv_dense_width": 8, **params}
+    vae = VAETransformer(architecture="conv", max_iter=2, random_state=0, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return vae.fit(X)
+
+
+def test_conv_estimator_on_8x8_images():
+    X = np.random.RandomState(0).uniform(size=(30, 64))
+    vae = _fit(X, image_shape=(8, 8))
+    assert vae.image_shape_ == (1, 8, 8)
+    assert vae.transform(X).shape == (30, 2)
+    assert vae.inverse_transform(vae.transform(X)).shape == (30, 64)
+    assert vae.sample(3, random_state=0).shape == (3, 64)
+    assert np.all(np.isfinite(vae.score_samples(X)))
+
+
+def test_conv_estimator_with_gaussian_and_channels():
+    X = np.random.RandomState(0).normal(size=(20, 2 * 3 * 5))
+    vae = _fit(X, image_shape=(2, 3, 5))
+    assert vae.likelihood_ == "gaussian"
+    assert vae.module_.likelihood.n_features == 30
+    assert vae.inverse_transform(vae.transform(X)).shape == (20, 30)
+
+
+def test_conv_without_image_shape_reads_rows_as_1xN_images():
+    X = np.random.RandomState(0).uniform(size=(20, 5))
+    assert _fit(X).image_shape_ == (1, 1, 5)
+
+
+@pytest.mark.parametrize(
+    "image_shape, match",
+    [((1, 28, 27), "holds 756 values per image, but X has 784"),
+     ((28, 28, 1, 1), "must be \\(channels, height, width\\)"),
+     ((1, 0, 784), "positive integers")],
+)
+def test_bad_image_shape_is_a_clear_error(image_shape, match):
+    X = np.random.RandomState(0).uniform(size=(4, 784))
+    with pytest.raises(ValueError, match=match):
+        _fit(X, image_shape=image_shape)
+
+
+def test_bad_conv_channels_is_a_clear_error():
+    X = np.random.RandomState(0).uniform(size=(4, 9))
+    with pytest.raises(ValueError, match="conv_channels"):
+        _fit(X, image_shape=(3, 3), conv_channels=(4, 0))
+
+
+def test_gaussian_likelihood_parameters_per_pixel():
+    module = build_conv_vae((1, 8, 8), 2, (4,), 4, "relu", GaussianLikelihood)
+    assert module.decoder(torch.zeros(2, 2)).shape == (2, 64)

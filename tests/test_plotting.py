@@ -1,0 +1,127 @@
+"""The Display objects draw what they promise on the axes they keep."""
+
+import warnings
+
+import matplotlib
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from skvae import VAETransformer
+from skvae.plotting import (
+    ImageGridDisplay,
+    LatentManifoldDisplay,
+    LatentSpaceDisplay,
+    ReconstructionDisplay,
+    TrainingCurveDisplay,
+)
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def vae_and_X():
+    X = np.random.RandomState(0).uniform(size=(40, 16))
+    vae = VAETransformer(n_components=3, hidden_layer_sizes=(8,), max_iter=3,
+                         early_stopping=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae.fit(X)
+    return vae, X
+
+
+def test_latent_space_scatter_of_chosen_dims(vae_and_X):
+    vae, X = vae_and_X
+    y = np.arange(40) % 3
+    _, ax = plt.subplots()
+    display = LatentSpaceDisplay.from_estimator(vae, X, y, dims=(2, 0), ax=ax)
+    assert display.ax_ is ax and display.figure_ is ax.figure
+    offsets = ax.collections[0].get_offsets()
+    np.testing.assert_allclose(offsets, vae.transform(X)[:, [2, 0]], rtol=1e-6)
+    assert ax.get_xlabel() == "latent dimension 2"
+    assert ax.get_legend() is not None
+    with pytest.raises(ValueError, match="dims"):
+        LatentSpaceDisplay.from_estimator(vae, X, dims=(0, 3))
+
+
+def test_manifold_decodes_a_grid(vae_and_X):
+    vae, _ = vae_and_X
+    display = LatentManifoldDisplay.from_estimator(vae, n_points=4, grid_range=(-1, 1))
+    np.testing.assert_allclose(display.grid, np.linspace(-1, 1, 4))
+    # Top-left image: lowest dim 0, highest dim 1; other dims at 0.
+    np.testing.assert_allclose(
+        display.images[0], vae.inverse_transform([[-1.0, 1.0, 0.0]])[0], rtol=1e-6
+    )
+    image = display.ax_.get_images()[0]
+    assert image.get_array().shape == (4 * 5 - 1, 4 * 5 - 1)
+    extent = image.get_extent()
+    assert extent[0] < -1 < 1 < extent[1]
+
+
+def test_manifold_needs_two_latent_dims():
+    X = np.random.RandomState(0).uniform(size=(20, 4))
+    vae = VAETransformer(n_components=1, hidden_layer_sizes=(4,), max_iter=1,
+                         random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae.fit(X)
+    with pytest.raises(ValueError, match="at least 2 latent dimensions"):
+        LatentManifoldDisplay.from_estimator(vae)
+
+
+def test_reconstructions_below_originals(vae_and_X):
+    vae, X = vae_and_X
+    display = ReconstructionDisplay.from_estimator(vae, X, n_images=5)
+    np.testing.assert_array_equal(display.rows[0], X[:5])
+    np.testing.assert_allclose(
+        display.rows[1], vae.inverse_transform(vae.transform(X[:5])), rtol=1e-6
+    )
+    assert display.ax_.get_images()[0].get_array().shape == (2 * 5 - 1, 5 * 5 - 1)
+    noisy = ReconstructionDisplay.from_estimator(vae, X * 0.9, X_clean=X, n_images=5)
+    labels = [t.get_text() for t in noisy.ax_.get_yticklabels()]
+    assert labels == ["original", "noisy input", "reconstruction"]
+
+
+def test_image_grid_of_samples_uses_fitted_image_shape():
+    X = np.random.RandomState(0).uniform(size=(20, 2 * 3))
+    vae = VAETransformer(architecture="conv", image_shape=(2, 3), conv_channels=(2,),
+                         conv_dense_width=4, max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae.fit(X)
+    display = ImageGridDisplay.from_estimator(vae, n_rows=2, n_cols=3)
+    assert display.images.shape == (6, 6)
+    assert display.ax_.get_images()[0].get_array().shape == (2 * 3 - 1, 3 * 4 - 1)
+    with pytest.raises(ValueError, match="image_shape"):
+        ImageGridDisplay.from_estimator(vae, image_shape=(4, 4))
+
+
+def test_rgb_images_are_drawn_in_colour():
+    images = np.random.RandomState(0).uniform(size=(4, 3 * 2 * 2))
+    display = ImageGridDisplay(images, image_shape=(3, 2, 2), n_cols=2).plot()
+    assert display.ax_.get_images()[0].get_array().shape == (5, 5, 3)
+
+
+def test_training_curve(vae_and_X):
+    vae, _ = vae_and_X
+    display = TrainingCurveDisplay.from_estimator(vae)
+    train, validation = display.ax_.get_lines()
+    np.testing.assert_allclose(train.get_ydata(), vae.loss_curve_)
+    np.testing.assert_allclose(validation.get_ydata(), -np.asarray(vae.validation_scores_))
+    np.testing.assert_array_equal(train.get_xdata(), np.arange(1, vae.n_iter_ + 1))
+
+
+def test_matplotlib_is_imported_by_plotting_only():
+    import subprocess
+    import sys
+
+    code = "import sys, skvae, skvae.datasets; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
