@@ -1,7 +1,16 @@
 """skvae: variational autoencoders that behave like scikit-learn estimators."""
 
+from ._outlier import VAEOutlierDetector
+from ._persistence import ModelFileError, load, save
 from ._transformer import VAETransformer
 
 __version__ = "0.1.0"
 
-__all__ = ["VAETransformer", "__version__"]
+__all__ = [
+    "ModelFileError",
+    "VAEOutlierDetector",
+    "VAETransformer",
+    "__version__",
+    "load",
+    "save",
+]

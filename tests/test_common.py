@@ -6,7 +6,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skvae import VAETransformer
+from skvae import VAEOutlierDetector, VAETransformer
 
 
 def _small(estimator_class, **params):
@@ -18,6 +18,14 @@ def _small(estimator_class, **params):
 ESTIMATORS = [
     _small(VAETransformer),
     _small(VAETransformer, likelihood="gaussian", early_stopping=True),
+    # image_shape=None reads each row as a 1 x 1 x n_features image, so the conv
+    # network takes the checks' arbitrary feature counts.
+    _small(VAETransformer, architecture="conv", conv_channels=(4, 8), conv_dense_width=8),
+    _small(
+        VAETransformer, architecture="conv", conv_channels=(4,), conv_dense_width=8,
+        likelihood="gaussian",
+    ),
+    _small(VAEOutlierDetector),
 ]
 
 
