@@ -268,3 +268,16 @@ def test_inputs_are_never_modified(unit_data):
     vae.inverse_transform(Z)
     np.testing.assert_array_equal(X, unit_data)
     np.testing.assert_array_equal(Z, Z_before)
+
+
+def test_unpickles_on_the_cpu_when_the_training_device_is_missing(fitted, gaussian_data):
+    # A model trained on a GPU records device_ = cuda; its pickle holds CPU weights
+    # (see BaseVAE.__getstate__), and without CUDA inference falls back to the CPU.
+    expected = fitted.score_samples(gaussian_data)
+    clone = pickle.loads(pickle.dumps(fitted))
+    clone.device_ = torch.device("cuda:0")
+    restored = pickle.loads(pickle.dumps(clone))
+    assert all(p.device.type == "cpu" for p in restored.module_.parameters())
+    if not torch.cuda.is_available():
+        assert restored._inference_device() == torch.device("cpu")
+    np.testing.assert_array_equal(restored.score_samples(gaussian_data), expected)
