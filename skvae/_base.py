@@ -195,6 +195,7 @@ class BaseVAE(BaseEstimator):
             early_stopping=self.early_stopping,
             loss_offset=self._log_abs_det_scale,
             verbose=self.verbose,
+            trim_fraction=self._trim_fraction(),
         )
         generator = torch.Generator(device=self.device_).manual_seed(training_seed)
         history = self._history if continuing else TrainingHistory()
@@ -212,6 +213,10 @@ class BaseVAE(BaseEstimator):
         self._record_history(history)
         self._warn_about_training(history, history.n_iter - n_iter_before)
         return self
+
+    def _trim_fraction(self):
+        """Fraction of each minibatch left out of training; subclasses may override."""
+        return 0.0
 
     def _initialise(self, X, seed):
         """Choose the likelihood, fit the scaling, seed and build the network."""
@@ -379,12 +384,12 @@ class BaseVAE(BaseEstimator):
         """Standardise ``X`` and return it as a float32 tensor on the model's device."""
         # Rows beyond float64 after scaling become inf here and are reported by
         # _map_rows as too far outside the training data, not as numpy warnings.
-        if not self._shift.any() and np.all(self._scale == 1.0):
-            # Unscaled (Bernoulli) data: one float32 copy instead of a float64
-            # round trip; (x - 0) / 1 is x exactly, so the result is the same.
-            scaled = np.array(X, dtype=np.float32)
-        else:
-            with np.errstate(over="ignore"):
+        with np.errstate(over="ignore"):
+            if not self._shift.any() and np.all(self._scale == 1.0):
+                # Unscaled (Bernoulli) data: one float32 copy instead of a float64
+                # round trip; (x - 0) / 1 is x exactly, so the result is the same.
+                scaled = np.array(X, dtype=np.float32)
+            else:
                 scaled = (np.asarray(X, dtype=np.float64) - self._shift) / self._scale
         return torch.as_tensor(
             scaled, dtype=torch.float32, device=device or self.device_

