@@ -202,12 +202,19 @@ def save(estimator, path):
 
     Examples
     --------
+    >>> import os, tempfile, warnings
     >>> import numpy as np, skvae
     >>> X = np.random.RandomState(0).uniform(size=(20, 3))
     >>> vae = skvae.VAETransformer(hidden_layer_sizes=(4,), max_iter=2,
     ...                            random_state=0)
-    >>> skvae.save(vae.fit(X), "vae.skvae")  # doctest: +SKIP
-    >>> same = skvae.load("vae.skvae")  # doctest: +SKIP
+    >>> with warnings.catch_warnings():  # 2 epochs: a demonstration, not a fit
+    ...     warnings.simplefilter("ignore")
+    ...     vae = vae.fit(X)
+    >>> path = os.path.join(tempfile.mkdtemp(), "vae.skvae")
+    >>> skvae.save(vae, path)
+    >>> same = skvae.load(path)
+    >>> bool(np.array_equal(same.transform(X), vae.transform(X)))
+    True
     """
     from sklearn.utils.validation import check_is_fitted
 
@@ -279,6 +286,24 @@ def load(path):
         names the file and the problem.
     OSError
         If the file cannot be opened.
+
+    Examples
+    --------
+    A file that is not an skvae model, here a pickle, is refused without being
+    run:
+
+    >>> import os, pickle, tempfile
+    >>> import skvae
+    >>> path = os.path.join(tempfile.mkdtemp(), "not-a-model.pkl")
+    >>> with open(path, "wb") as file:
+    ...     pickle.dump({"weights": [1.0, 2.0]}, file)
+    >>> try:
+    ...     skvae.load(path)
+    ... except skvae.ModelFileError:
+    ...     print("refused")
+    refused
+
+    See :func:`save` for a round trip.
     """
     path = os.fspath(path)
     with open(path, "rb") as file, warnings.catch_warnings():

@@ -148,14 +148,22 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
 
     Examples
     --------
+    >>> import warnings
     >>> from sklearn.datasets import load_digits
+    >>> from sklearn.exceptions import ConvergenceWarning
     >>> from skvae import VAETransformer
-    >>> X = load_digits().data / 16.0
+    >>> X = load_digits().data / 16.0  # grey levels in [0, 1]
     >>> vae = VAETransformer(n_components=2, hidden_layer_sizes=(64,), max_iter=5,
     ...                      random_state=0)
-    >>> Z = vae.fit_transform(X)  # doctest: +SKIP
-    >>> Z.shape  # doctest: +SKIP
-    (1797, 2)
+    >>> with warnings.catch_warnings():  # 5 epochs: a demonstration, not a fit
+    ...     warnings.simplefilter("ignore", ConvergenceWarning)
+    ...     Z = vae.fit_transform(X)
+    >>> vae.likelihood_, Z.shape
+    ('bernoulli', (1797, 2))
+    >>> vae.inverse_transform(Z[:3]).shape, vae.sample(4, random_state=0).shape
+    ((3, 64), (4, 64))
+    >>> bool(vae.score(X[:100]) < 0)
+    True
     """
 
     def transform(self, X):

@@ -139,6 +139,25 @@ def load_mnist_split(data_dir):
     ------
     FileNotFoundError
         If either file is missing from ``data_dir``; nothing is downloaded.
+
+    Examples
+    --------
+    With two small stand-in files of 10 images (the real ones hold 10,000):
+
+    >>> import gzip, os, tempfile
+    >>> import numpy as np
+    >>> from skvae.datasets import load_mnist_split
+    >>> folder = tempfile.mkdtemp()
+    >>> def write_idx(name, array):
+    ...     shape = b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    ...     with gzip.open(os.path.join(folder, name), "wb") as file:
+    ...         _ = file.write(bytes([0, 0, 0x08, array.ndim]) + shape
+    ...                        + array.astype(np.uint8).tobytes())
+    >>> write_idx("t10k-images-idx3-ubyte.gz", np.full((10, 28, 28), 255))
+    >>> write_idx("t10k-labels-idx1-ubyte.gz", np.arange(10))
+    >>> X_train, X_test, y_train, y_test = load_mnist_split(folder)
+    >>> X_train.shape, X_test.shape, float(X_train.max())
+    ((8, 784), (2, 784), 1.0)
     """
     paths = [
         os.path.join(data_dir, name)
