@@ -192,7 +192,6 @@ class BaseVAE(BaseEstimator):
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             beta=self.beta,
-            early_stopping=self.early_stopping,
             loss_offset=self._log_abs_det_scale,
             verbose=self.verbose,
             trim_fraction=self._trim_fraction(),
@@ -212,7 +211,11 @@ class BaseVAE(BaseEstimator):
         self._history = history
         self._record_history(history)
         self._warn_about_training(history, history.n_iter - n_iter_before)
+        self._after_training(X)
         return self
+
+    def _after_training(self, X):
+        """Hook for fitted state that needs the trained model and validated ``X``."""
 
     def _trim_fraction(self):
         """Fraction of each minibatch left out of training; subclasses may override."""
@@ -475,7 +478,7 @@ class BaseVAE(BaseEstimator):
 
     @property
     def _latent_dim(self):
-        return self.module_.encoder.head.out_features // 2
+        return self.module_.n_components
 
     # -------------------------------------------------------------- generation
 

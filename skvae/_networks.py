@@ -171,14 +171,18 @@ class VAE(nn.Module):
         self.decoder = decoder
         self.likelihood = likelihood
 
+    @property
+    def n_components(self):
+        """Dimension of the latent space (the encoder head gives mean and log-variance)."""
+        return self.encoder.head.out_features // 2
+
     def loss(self, x, noise, beta):
-        """Mean over the batch of the negative ELBO, and its per-row values."""
+        """Negative ELBO of each row (one reparameterised sample per row)."""
         mean, log_variance = self.encoder(x)
         z = reparameterize(mean, log_variance, noise)
         reconstruction = self.likelihood.log_prob(x, self.decoder(z))
         kl = kl_divergence_standard_normal(mean, log_variance)
-        per_row = negative_elbo(reconstruction, kl, beta)
-        return per_row.mean(), per_row
+        return negative_elbo(reconstruction, kl, beta)
 
     def log_likelihood(self, x, noise):
         """Importance-weighted estimate of log p(x), one value per row.

@@ -269,14 +269,12 @@ default="log_likelihood"
     def _trim_fraction(self):
         return self.trim_fraction
 
-    def _fit(self, X):
-        super()._fit(X)
-        scores = self._anomaly_scores(self._validate_X(X))
+    def _after_training(self, X):
+        scores = self._anomaly_scores(X)
         if self.contamination == "auto":
             self.offset_ = float(tukey_lower_fence(scores))
         else:
             self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
-        return self
 
     def score_samples(self, X):
         """Normality score of each row: higher is more normal.

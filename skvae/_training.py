@@ -38,7 +38,6 @@ class TrainingConfig:
     tol: float
     n_iter_no_change: int
     beta: float
-    early_stopping: bool
     # Added to every reported loss so that the history is in the units of the
     # user's data rather than of the internally standardised data.
     loss_offset: float = 0.0
@@ -55,7 +54,7 @@ def train_step(module, optimizer, batch, noise, beta, trim_fraction=0.0):
     tensor, so the caller adds it up without a device-to-host copy per batch.
     """
     optimizer.zero_grad(set_to_none=True)
-    _, per_row = module.loss(batch, noise, beta)
+    per_row = module.loss(batch, noise, beta)
     objective = trimmed_mean(per_row, trim_fraction)
     objective.backward()
     optimizer.step()
@@ -66,12 +65,11 @@ def run_epoch(module, optimizer, X, config, generator):
     """One pass over ``X`` in shuffled minibatches; returns the mean loss per row."""
     n_samples = X.shape[0]
     order = torch.randperm(n_samples, generator=generator, device=X.device)
-    n_components = module.encoder.head.out_features // 2
     total = torch.zeros((), device=X.device)
     for start in range(0, n_samples, config.batch_size):
         batch = X[order[start : start + config.batch_size]]
         noise = torch.randn(
-            (batch.shape[0], n_components), generator=generator, device=X.device
+            (batch.shape[0], module.n_components), generator=generator, device=X.device
         )
         total += train_step(
             module, optimizer, batch, noise, config.beta, config.trim_fraction
@@ -84,7 +82,7 @@ def run_epoch(module, optimizer, X, config, generator):
 def validation_score(module, X_val, noise, beta):
     """Mean ELBO per row on held-out data, with fixed noise so epochs compare fairly."""
     module.eval()
-    _, per_row = module.loss(X_val, noise, beta)
+    per_row = module.loss(X_val, noise, beta)
     module.train()
     return -per_row.mean().item()
 
@@ -129,14 +127,13 @@ def _gives_finite_loss(module, state, X, config):
         return False
     module.load_state_dict(state)
     module.eval()
-    n_components = module.encoder.head.out_features // 2
     # Finite weights that still overflow do so on almost any row; a bounded sample
     # keeps this check to a few batches however large X is.
     X = X[:_FINITE_CHECK_ROWS]
     for start in range(0, X.shape[0], config.batch_size):
         batch = X[start : start + config.batch_size]
-        noise = batch.new_zeros((batch.shape[0], n_components))
-        _, per_row = module.loss(batch, noise, config.beta)
+        noise = batch.new_zeros((batch.shape[0], module.n_components))
+        per_row = module.loss(batch, noise, config.beta)
         if not torch.isfinite(per_row).all():
             return False
     return True
@@ -176,9 +173,8 @@ def train(module, X, X_val, config, generator, history=None, optimizer=None):
     history = history if history is not None else TrainingHistory()
     optimizer = optimizer or torch.optim.Adam(module.parameters(), lr=config.learning_rate)
     if X_val is not None:
-        n_components = module.encoder.head.out_features // 2
         val_noise = torch.randn(
-            (X_val.shape[0], n_components), generator=generator, device=X.device
+            (X_val.shape[0], module.n_components), generator=generator, device=X.device
         )
     # Fallbacks, newest first, when the newest weights turn out unusable.
     initial_state = best_state = previous_state = _snapshot(module)
