@@ -59,18 +59,17 @@ def measure(model_path, method, n_rows):
     import torch
 
     import skvae
-    from skvae._base import _CHUNK_ROWS
-    from skvae._networks import map_in_fixed_chunks
+    from skvae._inference import CHUNK_ROWS, map_in_fixed_chunks
 
     torch.set_num_threads(1)
     estimator = skvae.load(model_path)
     X = np.random.default_rng(0).standard_normal((n_rows, N_FEATURES))
     if method == "reference transform (before)":
         def call(rows):
-            with torch.no_grad():
-                mean, _ = map_in_fixed_chunks(
-                    estimator.module_.encoder, estimator._to_tensor(rows), _CHUNK_ROWS
-                )
+            rows = estimator._data_space.to_tensor(rows, "cpu")
+            mean = map_in_fixed_chunks(
+                lambda x: estimator.module_.encoder(x)[0], rows, CHUNK_ROWS
+            )
             return mean.numpy().astype(np.float64)
         argument = X
     elif method == "inverse_transform":

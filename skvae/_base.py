@@ -1,74 +1,40 @@
 """Shared estimator machinery for every skvae estimator.
 
-:class:`BaseVAE` owns the parameters, input validation, seeding, the conversion
-of numpy arrays to tensors (in one place, :meth:`BaseVAE._to_tensor`), fitting,
-generation and density scoring. The public estimators add only their own API
-(``transform`` for :class:`~skvae.VAETransformer`, ...).
+:class:`BaseVAE` holds the parameters and the estimator's side of fitting,
+generation and scoring; the parts it coordinates live in their own modules: the
+data layer (:mod:`skvae._data`), the network and its spec (:mod:`skvae._networks`),
+the training loop (:mod:`skvae._training`), chunked inference
+(:mod:`skvae._inference`) and devices. Fitting is a transaction: whatever stops
+it, the estimator keeps its previous fitted state, whole, or gets a new one.
+Fitted state is declared once, by :meth:`BaseVAE._get_fitted_state` and
+:meth:`BaseVAE._set_fitted_state`, so persistence is a file format and nothing
+more. The public estimators add their own API (``transform`` for
+:class:`~skvae.VAETransformer`, ...).
 """
 
 import copy
 import math
 import warnings
+from dataclasses import fields
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._likelihoods import LIKELIHOODS, check_support, choose_likelihood
-from ._networks import (
-    ACTIVATIONS,
-    build_conv_vae,
-    build_dense_vae,
-    map_in_fixed_chunks,
-)
-from ._training import TrainingConfig, TrainingHistory, train
+from ._data import DataSpace
+from ._devices import resolve_device, usable_device
+from ._inference import CHUNK_ROWS, importance_chunk_rows, map_in_fixed_chunks, map_rows
+from ._likelihoods import LIKELIHOODS
+from ._networks import ACTIVATIONS, NetworkSpec
+from ._random import independent_seeds, seed_from
+from ._training import TrainingConfig, TrainingHistory, shuffled_batches, train
 
-# Rows per inference chunk. Every chunk is padded to this size so that a row's
-# result never depends on what else is in the batch (see map_in_fixed_chunks).
-_CHUNK_ROWS = 256
-# Decoder rows per importance-sampling chunk: rows x samples stays below this.
-_CHUNK_DECODER_ROWS = 16384
-# Rows converted to tensors at a time by inference: bounds its memory beyond the
-# output (a multiple of the chunk sizes above, so results do not depend on it).
-_BLOCK_ROWS = 8192
-
-
-def _fresh_seed():
-    """A seed from OS entropy: unlike np.random.randint it leaves global state alone."""
-    return int(np.random.SeedSequence().generate_state(1)[0])
-
-
-def _seed_from(random_state):
-    """An int seed from ``None``, an int or a ``RandomState``, as scikit-learn reads them."""
-    if random_state is None:
-        return _fresh_seed()
-    if isinstance(random_state, Integral):
-        return int(random_state)
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-
-
-def _resolve_device(device):
-    """The torch device for ``device`` ("auto" -> CUDA when available, else CPU)."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(
-            f"device={device!r} is not a torch device. Use 'auto', 'cpu', 'cuda' "
-            "or 'cuda:N'."
-        ) from error
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} was requested but torch finds no CUDA device "
-            f"(torch {torch.__version__}). Use device='auto' or device='cpu'."
-        )
-    return resolved
+# Seeds are 32-bit words of a SeedSequence.
+_SEED_LIMIT = 2**32
 
 
 class BaseVAE(BaseEstimator):
@@ -166,25 +132,49 @@ class BaseVAE(BaseEstimator):
         self : object
             The fitted estimator.
         """
-        self._fit(X)
+        before = dict(vars(self))
+        try:
+            X = self._fit_network(X)
+            self.__dict__.update(self._fit_after_training(X))
+        except BaseException:
+            # One assignment: whatever stopped fit (an error, KeyboardInterrupt),
+            # the estimator is again its previous fitted self, or unfitted.
+            self.__dict__ = before
+            raise
         return self
 
-    def _fit(self, X):
-        continuing = self.warm_start and hasattr(self, "module_")
-        X = self._validate_X(X, reset=not continuing)
+    def _fit_network(self, X):
+        """Fit data layer and network, commit them with the history; return validated X."""
+        warm = self.warm_start and hasattr(self, "module_")
+        X = self._validate_X(X, reset=not warm)
         # One draw from random_state, split into independent streams for the weights,
         # the scoring noise, the minibatch order and the validation split.
-        init_seed, noise_seed, training_seed, split_seed = (
-            int(s)
-            for s in np.random.SeedSequence(_seed_from(self.random_state)).generate_state(4)
+        init_seed, noise_seed, training_seed, split_seed = independent_seeds(
+            self.random_state, 4
         )
-        if continuing:
-            check_support(X, self.likelihood_, estimator_name=type(self).__name__)
+        device = resolve_device(self.device)
+        if warm:
+            data_space, spec = self._data_space, self._warm_start_spec(X.shape[1])
+            data_space.check_support(X, estimator_name=type(self).__name__)
+            # Trained as a copy: the fitted network stays whole until commit.
+            module = copy.deepcopy(self.module_).to(device)
+            history = TrainingHistory(list(self.loss_curve_), list(self.validation_scores_ or []))
+            noise_seed = self._noise_seed
         else:
-            self._initialise(X, init_seed)
-            self._noise_seed = noise_seed
+            data_space = DataSpace.fit(X, self.likelihood, estimator_name=type(self).__name__)
+            spec = NetworkSpec.from_params(
+                self.get_params(deep=False), X.shape[1], data_space.likelihood
+            )
+            # Built on the CPU from a private copy of torch's global generator, so the
+            # weights depend only on random_state, not on the device or on other code.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(init_seed)
+                module = spec.build()
+            module = module.to(device)
+            history = None
 
         X_train, X_val = self._split_for_early_stopping(X, split_seed)
+        train_rows = data_space.to_tensor(X_train, device)
         config = TrainingConfig(
             batch_size=min(self.batch_size, X_train.shape[0]),
             learning_rate=self.learning_rate_init,
@@ -192,135 +182,81 @@ class BaseVAE(BaseEstimator):
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             beta=self.beta,
-            loss_offset=self._log_abs_det_scale,
+            loss_offset=data_space.log_abs_det,
             verbose=self.verbose,
             trim_fraction=self._trim_fraction(),
         )
-        generator = torch.Generator(device=self.device_).manual_seed(training_seed)
-        history = self._history if continuing else TrainingHistory()
-        n_iter_before = history.n_iter
-        history.stopped_early = False
-        train(
-            self.module_,
-            self._to_tensor(X_train),
-            None if X_val is None else self._to_tensor(X_val),
+        generator = torch.Generator(device=device).manual_seed(training_seed)
+        result = train(
+            module,
+            lambda: shuffled_batches(train_rows, config.batch_size, generator),
             config,
             generator,
+            check_rows=train_rows,
+            X_val=None if X_val is None else data_space.to_tensor(X_val, device),
             history=history,
         )
-        self._history = history
-        self._record_history(history)
-        self._warn_about_training(history, history.n_iter - n_iter_before)
-        self._after_training(X)
-        return self
+        module.load_state_dict(result.state)
+        self._warn_about_training(result)
+        self.__dict__.update(
+            {
+                "device_": device,
+                "module_": module,
+                "_data_space": data_space,
+                "_network_spec": spec,
+                "_noise_seed": noise_seed,
+                **self._derived_attributes(data_space, spec, result.history),
+            }
+        )
+        return X
 
-    def _after_training(self, X):
-        """Hook for fitted state that needs the trained model and validated ``X``."""
+    def _fit_after_training(self, X):
+        """Fitted attributes that need the trained model and validated ``X``; hook."""
+        return {}
 
     def _trim_fraction(self):
         """Fraction of each minibatch left out of training; subclasses may override."""
         return 0.0
 
-    def _initialise(self, X, seed):
-        """Choose the likelihood, fit the scaling, seed and build the network."""
-        sizes = tuple(np.atleast_1d(np.asarray(self.hidden_layer_sizes)).tolist())
-        if not all(isinstance(s, Integral) and s > 0 for s in sizes):
-            raise ValueError(
-                f"hidden_layer_sizes={self.hidden_layer_sizes!r} must be a sequence of "
-                "positive integers, for example (512, 256)."
-            )
-        self.device_ = _resolve_device(self.device)
-        if self.likelihood == "auto":
-            self.likelihood_ = choose_likelihood(X)
-        else:
-            self.likelihood_ = self.likelihood
-            check_support(X, self.likelihood_, estimator_name=type(self).__name__)
-        self._fit_scaling(X)
-        # Build on the CPU from a private copy of torch's global generator, so the
-        # weights depend only on random_state, not on the device or on other code.
-        self.image_shape_ = self._check_image_shape(X.shape[1])
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            module = self._build_module(X.shape[1], sizes)
-        self.module_ = module.to(self.device_)
+    def _derived_attributes(self, data_space, spec, history):
+        """Public attributes that follow from the fitted state, set in one place."""
+        validating = self.early_stopping
+        return {
+            "likelihood_": data_space.likelihood,
+            "n_components_": spec.n_components,
+            "image_shape_": spec.image_shape,
+            "n_iter_": history.n_iter,
+            "loss_curve_": list(history.loss_curve),
+            "best_loss_": history.best_loss,
+            "validation_scores_": list(history.validation_scores) if validating else None,
+            "best_validation_score_": history.best_validation_score if validating else None,
+        }
 
-    def _build_module(self, n_features, hidden_layer_sizes):
-        """The untrained network; ``skvae.load`` rebuilds saved models through it too."""
-        if self.architecture == "conv":
-            return build_conv_vae(
-                self.image_shape_,
-                self.n_components,
-                self._check_conv_channels(),
-                self.conv_dense_width,
-                self.activation,
-                LIKELIHOODS[self.likelihood_],
-            )
-        return build_dense_vae(
-            n_features,
-            self.n_components,
-            hidden_layer_sizes,
-            self.activation,
-            LIKELIHOODS[self.likelihood_],
-        )
+    def _warm_start_spec(self, n_features):
+        """The fitted network's spec, after checking the parameters still describe it.
 
-    def _check_image_shape(self, n_features):
-        """``image_shape`` as ``(channels, height, width)``, checked against ``X``.
-
-        ``(height, width)`` means one channel. ``None`` reads each row as a
-        1 x 1 x n_features image, so the conv network accepts any number of
-        features (a 1-D convolution along the row).
+        Raises
+        ------
+        ValueError
+            If a parameter that shapes the network changed since it was fitted:
+            continuing would give a network that disagrees with the parameters.
         """
-        if self.image_shape is None:
-            return (1, 1, n_features)
-        shape = tuple(self.image_shape)
-        if len(shape) == 2:
-            shape = (1,) + shape
-        if len(shape) != 3 or not all(
-            isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in shape
-        ):
+        fitted = self._network_spec
+        likelihood = fitted.likelihood if self.likelihood == "auto" else self.likelihood
+        wanted = NetworkSpec.from_params(self.get_params(deep=False), n_features, likelihood)
+        changed = [
+            f"{field.name} ({getattr(fitted, field.name)!r} -> "
+            f"{getattr(wanted, field.name)!r})"
+            for field in fields(NetworkSpec)
+            if getattr(fitted, field.name) != getattr(wanted, field.name)
+        ]
+        if changed:
             raise ValueError(
-                f"image_shape={self.image_shape!r} must be (channels, height, width) "
-                "or (height, width) in positive integers, for example (1, 28, 28)."
+                f"warm_start=True continues training the fitted network, but the "
+                f"parameters now describe another one: {', '.join(changed)}. Set "
+                "warm_start=False to fit a new network, or set the parameters back."
             )
-        if math.prod(shape) != n_features:
-            raise ValueError(
-                f"image_shape={self.image_shape!r} holds {math.prod(shape)} values per "
-                f"image, but X has {n_features} features. Each row of X must be one "
-                "flattened image of channels * height * width values (channels first)."
-            )
-        return tuple(int(s) for s in shape)
-
-    def _check_conv_channels(self):
-        channels = tuple(np.atleast_1d(np.asarray(self.conv_channels)).tolist())
-        if not channels or not all(isinstance(c, Integral) and c > 0 for c in channels):
-            raise ValueError(
-                f"conv_channels={self.conv_channels!r} must be a non-empty sequence of "
-                "positive integers, for example (32, 64)."
-            )
-        return channels
-
-    def _fit_scaling(self, X):
-        """Standardise real-valued data; leave [0, 1] data for Bernoulli untouched."""
-        n_features = X.shape[1]
-        if self.likelihood_ == "gaussian":
-            # Overflow is reported below, with advice, rather than as numpy's warning.
-            with np.errstate(over="ignore", invalid="ignore"):
-                shift = X.mean(axis=0, dtype=np.float64)
-                scale = X.std(axis=0, dtype=np.float64)
-            if not (np.all(np.isfinite(shift)) and np.all(np.isfinite(scale))):
-                raise ValueError(
-                    "The mean or standard deviation of X overflows float64 (values "
-                    f"up to {np.max(np.abs(X)):.3g}). Rescale X, for example with "
-                    "StandardScaler, before fitting."
-                )
-            # Constant features keep unit scale, as in StandardScaler.
-            scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(1, np.abs(shift))] = 1.0
-        else:
-            shift, scale = np.zeros(n_features), np.ones(n_features)
-        self._shift, self._scale = shift, scale
-        # log|det| of the standardising map: densities of the standardised data
-        # minus this are densities of the data as the user passed it.
-        self._log_abs_det_scale = float(np.log(scale).sum())
+        return fitted
 
     def _split_for_early_stopping(self, X, seed):
         if not self.early_stopping:
@@ -337,148 +273,202 @@ class BaseVAE(BaseEstimator):
         order = np.random.RandomState(seed % (2**32)).permutation(n_samples)
         return X[order[n_val:]], X[order[:n_val]]
 
-    def _record_history(self, history):
-        self.n_iter_ = history.n_iter
-        self.loss_curve_ = list(history.loss_curve)
-        self.best_loss_ = history.best_loss
-        if self.early_stopping:
-            self.validation_scores_ = list(history.validation_scores)
-            self.best_validation_score_ = history.best_validation_score
-        else:
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
-
-    def _warn_about_training(self, history, n_epochs_run):
-        if history.diverged:
+    def _warn_about_training(self, result):
+        if result.diverged:
             warnings.warn(
-                f"Training stopped after {history.n_iter} epochs because the loss "
+                f"Training stopped after {result.history.n_iter} epochs because the loss "
                 "or the weights became NaN or infinite; the last weights that gave a "
                 "finite loss were kept, so the model is usable but may be undertrained. "
                 "Lower learning_rate_init or rescale X (for example with "
                 "StandardScaler).",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-        elif not (history.stopped_early or history.interrupted) and (
-            n_epochs_run == self.max_iter
+        elif not (result.converged or result.interrupted) and (
+            result.n_epochs == self.max_iter
         ):
             warnings.warn(
                 f"{type(self).__name__} reached max_iter={self.max_iter} epochs "
                 "before the loss stopped improving by tol; increase max_iter for a "
                 "better fit.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
-    # ----------------------------------------------------- data <-> tensor, once
+    # ------------------------------------------------------------ fitted state
+
+    def _get_fitted_state(self):
+        """Everything ``fit`` learned: JSON-ready data, and the weights as CPU tensors.
+
+        The inverse of :meth:`_set_fitted_state`. Values that follow from others
+        (``best_loss_``, ``likelihood_``, ...) are not included.
+        """
+        check_is_fitted(self)
+        names = getattr(self, "feature_names_in_", None)
+        state = {
+            "n_features_in": self.n_features_in_,
+            "feature_names_in": None if names is None else [str(n) for n in names],
+            "data_space": self._data_space.get_state(),
+            "network": self._network_spec.to_dict(),
+            "device": str(self.device_),
+            "noise_seed": self._noise_seed,
+            "loss_curve": list(self.loss_curve_),
+            "validation_scores": (
+                None if self.validation_scores_ is None else list(self.validation_scores_)
+            ),
+        }
+        weights = {
+            name: tensor.detach().cpu().contiguous()
+            for name, tensor in self.module_.state_dict().items()
+        }
+        return state, weights
+
+    def _set_fitted_state(self, state, weights):
+        """Become the fitted estimator that ``state`` and ``weights`` describe.
+
+        Every entry is checked first and the attributes are set together, so the
+        estimator is either unchanged or fitted and usable.
+
+        Raises
+        ------
+        ValueError
+            Naming the entry that is missing, of the wrong type or inconsistent.
+        """
+        self.__dict__.update(self._fitted_attributes_from_state(dict(state), weights))
+
+    def _fitted_attributes_from_state(self, state, weights):
+        """The fitted attributes ``state`` describes; subclasses take their keys first."""
+        expected = {"n_features_in", "feature_names_in", "data_space", "network",
+                    "device", "noise_seed", "loss_curve", "validation_scores"}
+        if set(state) != expected:
+            raise ValueError(
+                f"its fitted state has the entries {sorted(state)}, expected "
+                f"{sorted(expected)}."
+            )
+        n_features = state["n_features_in"]
+        if not (type(n_features) is int and n_features >= 1):
+            raise ValueError(f"n_features_in={n_features!r} is not a positive integer.")
+        names = state["feature_names_in"]
+        if names is not None and not (
+            isinstance(names, list) and len(names) == n_features
+            and all(isinstance(n, str) for n in names)
+        ):
+            raise ValueError(f"feature_names_in is not {n_features} strings.")
+        data_space = DataSpace.from_state(state["data_space"], n_features)
+        spec = NetworkSpec.from_dict(state["network"])
+        if spec.n_features != n_features or spec.likelihood != data_space.likelihood:
+            raise ValueError("the network does not match the data it was fitted on.")
+        seed = state["noise_seed"]
+        if not (type(seed) is int and 0 <= seed < _SEED_LIMIT):
+            raise ValueError(f"noise_seed={seed!r} is not an integer in [0, 2**32).")
+        device = _recorded_device(state["device"])
+        history = TrainingHistory(
+            _finite_floats(state["loss_curve"], "loss_curve"),
+            _finite_floats(state["validation_scores"] or [], "validation_scores"),
+        )
+        if state["validation_scores"] is not None and len(history.validation_scores) > len(
+            history.loss_curve
+        ):
+            raise ValueError("validation_scores is longer than loss_curve.")
+        module = spec.build_with_weights(weights).to(usable_device(device))
+        attributes = {
+            "n_features_in_": n_features,
+            "device_": device,
+            "module_": module,
+            "_data_space": data_space,
+            "_network_spec": spec,
+            "_noise_seed": seed,
+            **self._derived_attributes(data_space, spec, history),
+        }
+        if state["validation_scores"] is None:
+            attributes["validation_scores_"] = attributes["best_validation_score_"] = None
+        else:
+            attributes["validation_scores_"] = list(history.validation_scores)
+            attributes["best_validation_score_"] = history.best_validation_score
+        if names is not None:
+            attributes["feature_names_in_"] = np.array(names, dtype=object)
+        return attributes
+
+    # --------------------------------------------------------------- inference
 
     def _validate_X(self, X, *, reset=False):
         return validate_data(
             self, X, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=True
         )
 
-    def _inference_device(self):
-        """``device_``, or the CPU when unpickled on a machine without that device."""
-        if self.device_.type == "cuda" and not torch.cuda.is_available():
-            return torch.device("cpu")
-        return self.device_
+    def _device_here(self):
+        """``device_``, or the CPU when that device is missing on this machine."""
+        return usable_device(self.device_)
 
-    def _to_tensor(self, X, *, device=None):
-        """Standardise ``X`` and return it as a float32 tensor on the model's device."""
-        # Rows beyond float64 after scaling become inf here and are reported by
-        # _map_rows as too far outside the training data, not as numpy warnings.
-        with np.errstate(over="ignore"):
-            if not self._shift.any() and np.all(self._scale == 1.0):
-                # Unscaled (Bernoulli) data: one float32 copy instead of a float64
-                # round trip; (x - 0) / 1 is x exactly, so the result is the same.
-                scaled = np.array(X, dtype=np.float32)
-            else:
-                scaled = (np.asarray(X, dtype=np.float64) - self._shift) / self._scale
-        return torch.as_tensor(
-            scaled, dtype=torch.float32, device=device or self.device_
+    def _map_rows(self, function, X, chunk_rows):
+        """``function`` of the scaled rows of validated ``X``, as a float64 array."""
+        device = self._device_here()
+        return map_rows(
+            function, X, lambda block: self._data_space.to_tensor(block, device),
+            chunk_rows, input_name="X", owner=type(self).__name__,
         )
 
-    def _from_model_space(self, values):
-        """Undo the standardisation of decoder outputs (a float64 numpy array)."""
-        return values.detach().cpu().numpy().astype(np.float64) * self._scale + self._shift
+    def encode(self, X):
+        """Encode ``X`` as the means of its latent posteriors, ``E[z | x]``.
 
-    # ------------------------------------------------------- encode and decode
+        Every skvae estimator has it; :meth:`VAETransformer.transform` is the same
+        map under scikit-learn's name. :mod:`skvae.plotting` draws latent spaces
+        with it.
 
-    def _map_rows(self, function, X, chunk_rows, *, input_name="X", dtype=np.float64):
-        """``function`` of the standardised rows of validated ``X``, as a numpy array.
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to encode.
 
-        Rows become tensors and results are copied into the preallocated output one
-        block at a time, so the memory used beyond the output stays the same however
-        many rows ``X`` has. Blocks are whole multiples of ``chunk_rows``, which
-        keeps every row in the same fixed-size chunk as a single call over all of
-        ``X`` would: the results are bit-identical. A non-finite result for finite
-        input (a row far outside the float32 range of the network) is a ValueError.
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+            Posterior means, in the floating dtype of ``X``.
         """
-        device = self._inference_device()
-        block_rows = chunk_rows * max(1, _BLOCK_ROWS // chunk_rows)
-        output = None
-        for start in range(0, X.shape[0], block_rows):
-            block = X[start : start + block_rows]
-            values = map_in_fixed_chunks(
-                function, self._to_tensor(block, device=device), chunk_rows
-            )
-            if not torch.isfinite(values).all():
-                self._raise_non_finite(values, block, start, input_name)
-            if output is None:
-                output = np.empty((X.shape[0],) + tuple(values.shape[1:]), dtype=dtype)
-            output[start : start + block.shape[0]] = values.cpu().numpy()
-        return output
+        check_is_fitted(self)
+        X = self._validate_X(X)
+        means = self._map_rows(lambda x: self.module_.encoder(x)[0], X, CHUNK_ROWS)
+        return means.astype(X.dtype, copy=False)
 
-    def _raise_non_finite(self, values, block, start, input_name):
-        bad = ~torch.isfinite(values.reshape(values.shape[0], -1)).all(dim=1)
-        row = start + int(torch.nonzero(bad)[0, 0])
-        largest = float(np.max(np.abs(block[row - start])))
-        raise ValueError(
-            f"{type(self).__name__} computed NaN or infinite values for row {row} of "
-            f"{input_name} (largest absolute value {largest:.3g}): the row lies too far "
-            "outside the training data for the network's float32 arithmetic. Clip or "
-            "rescale it to the range the model was fitted on."
-        )
+    def decode(self, Z):
+        """Decode latent codes to the mean of the likelihood, ``E[x | z]``, in data units.
 
-    def _encode_mean(self, X):
-        """Posterior means of validated ``X``, as a float64 array."""
-        return self._map_rows(lambda x: self.module_.encoder(x)[0], X, _CHUNK_ROWS)
+        Every skvae estimator has it; :meth:`VAETransformer.inverse_transform` is
+        the same map under scikit-learn's name.
 
-    def _decode_mean(self, Z):
-        """E[x | z] for validated latent codes ``Z``, in data units and ``Z``'s dtype."""
-        output = np.empty((Z.shape[0], self.n_features_in_), dtype=Z.dtype)
-        for start in range(0, Z.shape[0], _BLOCK_ROWS):
-            block = Z[start : start + _BLOCK_ROWS]
-            values = self.module_.likelihood.mean(self._decode(block))
-            if not torch.isfinite(values).all():
-                self._raise_non_finite(values, block, start, "Z")
-            output[start : start + block.shape[0]] = self._from_model_space(values)
-        return output
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, n_components)
+            Latent codes, for example the output of :meth:`encode`.
 
-    def _decode(self, Z):
-        """Decoder output (the likelihood's raw parameters) for latent codes ``Z``."""
-        device = self._inference_device()
-        if isinstance(Z, np.ndarray):
-            # A copy: torch warns about (and may not respect) read-only arrays.
-            # Codes beyond float32 become inf; _decode_mean reports the row.
-            with np.errstate(over="ignore"):
-                Z = np.array(Z, dtype=np.float32)
-        z = torch.as_tensor(Z, dtype=torch.float32, device=device)
-        return map_in_fixed_chunks(self.module_.decoder, z, _CHUNK_ROWS)
-
-    def _validate_latent(self, Z):
+        Returns
+        -------
+        X : ndarray of shape (n_samples, ``n_features_in_``)
+            Probabilities for the Bernoulli likelihood, means for the Gaussian, in
+            the floating dtype of ``Z``.
+        """
+        check_is_fitted(self)
         Z = check_array(Z, dtype=[np.float64, np.float32], input_name="Z")
-        if Z.shape[1] != self._latent_dim:
+        n_components = self._network_spec.n_components
+        if Z.shape[1] != n_components:
             raise ValueError(
                 f"Z has {Z.shape[1]} columns, but {type(self).__name__} has "
-                f"{self._latent_dim} latent dimensions. Pass codes "
-                "produced by transform, one column per latent dimension."
+                f"{n_components} latent dimensions. Pass codes produced by "
+                "transform, one column per latent dimension."
             )
-        return Z
+        device = self._device_here()
 
-    @property
-    def _latent_dim(self):
-        return self.module_.n_components
+        def to_tensor(block):
+            # Codes beyond float32 become inf; map_rows reports the row.
+            with np.errstate(over="ignore"):
+                block = np.ascontiguousarray(block, dtype=np.float32)
+            return torch.as_tensor(block, device=device)
+
+        means = map_rows(
+            lambda z: self.module_.likelihood.mean(self.module_.decoder(z)),
+            Z, to_tensor, CHUNK_ROWS, input_name="Z", owner=type(self).__name__,
+        )
+        return self._data_space.to_data(means).astype(Z.dtype, copy=False)
 
     # -------------------------------------------------------------- generation
 
@@ -503,25 +493,28 @@ class BaseVAE(BaseEstimator):
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features_in_)
+        X : ndarray of shape (n_samples, ``n_features_in_``)
             Generated data, in the units of the training data.
         """
         check_is_fitted(self)
-        if not isinstance(n_samples, Integral) or n_samples < 1:
+        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
             raise ValueError(
                 f"n_samples={n_samples!r} must be a positive integer, the number of "
                 "rows to generate."
             )
-        generator = torch.Generator().manual_seed(_seed_from(random_state))
-        z = torch.randn((n_samples, self._latent_dim), generator=generator)
+        generator = torch.Generator().manual_seed(seed_from(random_state))
+        z = torch.randn((n_samples, self._network_spec.n_components), generator=generator)
         with torch.no_grad():
-            params = self._decode(z).cpu()
+            params = map_in_fixed_chunks(
+                self.module_.decoder, z.to(self._device_here()), CHUNK_ROWS
+            ).cpu()
+            # The draws come from a CPU generator, so they match on every device.
             likelihood = copy.deepcopy(self.module_.likelihood).cpu()
             if return_mean:
                 values = likelihood.mean(params)
             else:
                 values = likelihood.sample(params, generator=generator)
-        return self._from_model_space(values)
+        return self._data_space.to_data(values.numpy())
 
     # ------------------------------------------------------------- scoring
 
@@ -549,24 +542,20 @@ class BaseVAE(BaseEstimator):
         """
         check_is_fitted(self)
         X = self._validate_X(X)
-        check_support(X, self.likelihood_, estimator_name=type(self).__name__)
+        self._data_space.check_support(X, estimator_name=type(self).__name__)
         return self._log_likelihood(X)
 
     def _log_likelihood(self, X):
-        device = self._inference_device()
         noise = torch.randn(
-            (self.n_importance_samples, self._latent_dim),
+            (self.n_importance_samples, self._network_spec.n_components),
             generator=torch.Generator().manual_seed(self._noise_seed),
-        ).to(device)
-        chunk_rows = max(1, _CHUNK_DECODER_ROWS // self.n_importance_samples)
-        # A multiple of 16 rows: in a chunk of, say, 327 rows the last few go through
-        # the matmul's remainder kernel and round differently from the same row
-        # placed earlier, which breaks bit-identical scores across batches.
-        chunk_rows = max(1, chunk_rows - chunk_rows % 16)
+        ).to(self._device_here())
         log_px = self._map_rows(
-            lambda x: self.module_.log_likelihood(x, noise), X, chunk_rows
+            lambda x: self.module_.log_likelihood(x, noise),
+            X,
+            importance_chunk_rows(self.n_importance_samples),
         )
-        log_px -= self._log_abs_det_scale
+        log_px -= self._data_space.log_abs_det
         return log_px
 
     def score(self, X, y=None):
@@ -600,4 +589,25 @@ class BaseVAE(BaseEstimator):
     def __setstate__(self, state):
         super().__setstate__(state)
         if "module_" in state:
-            self.module_.to(self._inference_device())
+            self.module_.to(self._device_here())
+
+
+def _recorded_device(name):
+    """The device a file says a model was fitted on; ``meta`` and nonsense refused."""
+    if not isinstance(name, str):
+        raise ValueError("device is not a string.")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError) as error:
+        raise ValueError(f"device={name!r} names no torch device.") from error
+    if device.type == "meta":
+        raise ValueError("device='meta' holds no data: no model can have been fitted on it.")
+    return device
+
+
+def _finite_floats(values, name):
+    if not (isinstance(values, list) and all(type(v) in (int, float) for v in values)):
+        raise ValueError(f"{name} is not a list of numbers.")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{name} holds NaN or infinite values.")
+    return [float(v) for v in values]

@@ -1,12 +1,21 @@
 """Torch modules: encoders, decoders and the VAE that joins them to a likelihood.
 
-Only ``nn.Module`` definitions live here. Training loops, seeding and numpy
-conversion belong to ``_training`` and the estimator layer.
+``nn.Module`` definitions, and :class:`NetworkSpec`, the plain description of a
+network that builds it: the estimator turns its parameters into a spec once, at
+fit time, so the network can be rebuilt exactly (by ``skvae.load``) whatever
+``set_params`` did since. Training loops, seeding and numpy conversion belong to
+``_training`` and the estimator layer.
 """
 
+import math
+from dataclasses import asdict, dataclass
+from numbers import Integral
+
+import numpy as np
 import torch
 from torch import nn
 
+from ._likelihoods import LIKELIHOODS
 from ._losses import (
     diagonal_normal_log_prob,
     importance_weighted_log_likelihood,
@@ -176,6 +185,10 @@ class VAE(nn.Module):
         """Dimension of the latent space (the encoder head gives mean and log-variance)."""
         return self.encoder.head.out_features // 2
 
+    def forward(self, x, noise, beta):
+        """The training loss, :meth:`loss`, so ``torch.func.functional_call`` works."""
+        return self.loss(x, noise, beta)
+
     def loss(self, x, noise, beta):
         """Negative ELBO of each row (one reparameterised sample per row)."""
         mean, log_variance = self.encoder(x)
@@ -245,27 +258,189 @@ def build_conv_vae(
     )
 
 
-@torch.no_grad()
-def map_in_fixed_chunks(function, x, chunk_size):
-    """Apply ``function`` to ``x`` in chunks of exactly ``chunk_size`` rows.
+def _positive_ints(value):
+    """``value`` as a tuple of positive ints (maybe empty), or None if it is not one."""
+    values = tuple(value) if isinstance(value, (list, tuple)) else None
+    if values is None or not all(
+        isinstance(v, Integral) and not isinstance(v, bool) and v > 0 for v in values
+    ):
+        return None
+    return tuple(int(v) for v in values)
 
-    The last chunk is padded with zero rows and the padding's output dropped. A
-    fixed shape makes the backend pick the same matrix kernels every time, so a
-    row's output is bit-identical whatever else is in the batch (on CPU, a 1-row
-    matmul and a 1000-row one sum in different orders).
+
+def _as_int_tuple(value):
+    """An array-like parameter as a tuple of its entries (Python scalars)."""
+    return tuple(np.atleast_1d(np.asarray(value)).tolist())
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Everything that fixes a network's shape: built once per fit, stored with it.
+
+    ``image_shape`` is how rows fold into images, ``(channels, height, width)``;
+    the dense network does not use it, but it is kept for plotting. Fields that
+    the architecture does not use are empty (``()`` or None), so that changing an
+    unused parameter does not change the spec.
     """
-    outputs = []
-    for start in range(0, x.shape[0], chunk_size):
-        chunk = x[start : start + chunk_size]
-        n_rows = chunk.shape[0]
-        if n_rows < chunk_size:
-            padding = chunk.new_zeros((chunk_size - n_rows,) + chunk.shape[1:])
-            chunk = torch.cat([chunk, padding])
-        result = function(chunk)
-        if isinstance(result, tuple):
-            outputs.append(tuple(r[:n_rows] for r in result))
-        else:
-            outputs.append(result[:n_rows])
-    if outputs and isinstance(outputs[0], tuple):
-        return tuple(torch.cat(parts) for parts in zip(*outputs))
-    return torch.cat(outputs)
+
+    architecture: str
+    n_features: int
+    n_components: int
+    likelihood: str
+    activation: str
+    hidden_layer_sizes: tuple
+    image_shape: tuple
+    conv_channels: tuple
+    conv_dense_width: object  # int for "conv", None for "dense"
+
+    @classmethod
+    def from_params(cls, params, n_features, likelihood):
+        """The spec the estimator parameters ``params`` describe for ``n_features`` columns.
+
+        Raises
+        ------
+        ValueError
+            Naming the parameter that cannot describe a network for this data.
+        """
+        sizes = _positive_ints(_as_int_tuple(params["hidden_layer_sizes"]))
+        if sizes is None:
+            raise ValueError(
+                f"hidden_layer_sizes={params['hidden_layer_sizes']!r} must be a sequence "
+                "of positive integers, for example (512, 256)."
+            )
+        conv = params["architecture"] == "conv"
+        channels = _positive_ints(_as_int_tuple(params["conv_channels"])) if conv else ()
+        if conv and not channels:
+            raise ValueError(
+                f"conv_channels={params['conv_channels']!r} must be a non-empty "
+                "sequence of positive integers, for example (32, 64)."
+            )
+        return cls(
+            architecture=params["architecture"],
+            n_features=int(n_features),
+            n_components=int(params["n_components"]),
+            likelihood=likelihood,
+            activation=params["activation"],
+            hidden_layer_sizes=() if conv else sizes,
+            image_shape=_image_shape(params["image_shape"], n_features),
+            conv_channels=channels,
+            conv_dense_width=int(params["conv_dense_width"]) if conv else None,
+        )
+
+    def build(self):
+        """The untrained network, weights drawn from torch's global generator."""
+        if self.architecture == "conv":
+            return build_conv_vae(
+                self.image_shape, self.n_components, self.conv_channels,
+                self.conv_dense_width, self.activation, LIKELIHOODS[self.likelihood],
+            )
+        return build_dense_vae(
+            self.n_features, self.n_components, self.hidden_layer_sizes,
+            self.activation, LIKELIHOODS[self.likelihood],
+        )
+
+    def build_with_weights(self, weights):
+        """The network holding ``weights`` (a state dict), checked before anything is allocated.
+
+        The network is built on torch's ``meta`` device, which allocates nothing,
+        and the weights are assigned into it only if every name, shape and dtype
+        matches: a spec that describes a huge network costs nothing before it is
+        refused.
+
+        Raises
+        ------
+        ValueError
+            If the weights do not match the network or are not finite.
+        """
+        n_layers = len(self.hidden_layer_sizes) + len(self.conv_channels)
+        if 2 * n_layers > len(weights):  # each layer has 2 tensors: refuse before building
+            raise ValueError(
+                f"the network has {n_layers} or more layers but the file holds "
+                f"{len(weights)} weight tensors."
+            )
+        try:
+            with torch.device("meta"):
+                module = self.build()
+        except (RuntimeError, OverflowError) as error:  # sizes beyond torch's limits
+            raise ValueError(f"the network it describes cannot be built ({error}).") from None
+        expected = module.state_dict()
+        if set(expected) != set(weights):
+            missing, extra = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
+            raise ValueError(
+                f"the weights do not match the network (missing {missing[:3]}, "
+                f"unexpected {extra[:3]})."
+            )
+        for name, tensor in weights.items():
+            if tensor.shape != expected[name].shape or tensor.dtype != expected[name].dtype:
+                raise ValueError(
+                    f"weight {name!r} is {tensor.dtype} of shape {tuple(tensor.shape)}, "
+                    f"but the network needs {expected[name].dtype} of shape "
+                    f"{tuple(expected[name].shape)}."
+                )
+            if not torch.isfinite(tensor).all():
+                raise ValueError(f"weight {name!r} holds NaN or infinite values.")
+        module.load_state_dict(weights, strict=True, assign=True)
+        return module.eval()
+
+    def to_dict(self):
+        return {key: list(v) if isinstance(v, tuple) else v for key, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, state):
+        """Rebuild from :meth:`to_dict`'s output, checking every field.
+
+        Raises
+        ------
+        ValueError
+            Naming the field that is missing or invalid.
+        """
+        names = set(cls.__dataclass_fields__)
+        if not isinstance(state, dict) or set(state) != names:
+            raise ValueError("the network description is malformed.")
+        if state["architecture"] not in ("dense", "conv"):
+            raise ValueError(f"architecture {state['architecture']!r} is not known.")
+        if state["likelihood"] not in LIKELIHOODS or state["activation"] not in ACTIVATIONS:
+            raise ValueError("the network's likelihood or activation is not known.")
+        fields = dict(state)
+        conv = state["architecture"] == "conv"
+        for key in ("n_features", "n_components") + (("conv_dense_width",) if conv else ()):
+            if not _positive_ints([state[key]]):
+                raise ValueError(f"the network's {key} is not a positive integer.")
+        for key in ("hidden_layer_sizes", "image_shape", "conv_channels"):
+            fields[key] = _positive_ints(state[key])
+            if fields[key] is None:
+                raise ValueError(f"the network's {key} is not a list of positive integers.")
+        if conv != bool(fields["conv_channels"]) or (conv and fields["hidden_layer_sizes"]):
+            raise ValueError("the network's layers do not match its architecture.")
+        if not conv and state["conv_dense_width"] is not None:
+            raise ValueError("the dense network has a conv_dense_width.")
+        shape = fields["image_shape"]
+        if len(shape) != 3 or math.prod(shape) != state["n_features"]:
+            raise ValueError("the network's image_shape does not hold n_features values.")
+        return cls(**fields)
+
+
+def _image_shape(image_shape, n_features):
+    """``image_shape`` as ``(channels, height, width)``, checked against the data.
+
+    ``(height, width)`` means one channel. ``None`` reads each row as a
+    1 x 1 x n_features image, so the conv network accepts any number of features
+    (a 1-D convolution along the row).
+    """
+    if image_shape is None:
+        return (1, 1, int(n_features))
+    shape = tuple(image_shape)
+    if len(shape) == 2:
+        shape = (1,) + shape
+    if len(shape) != 3 or _positive_ints(shape) is None:
+        raise ValueError(
+            f"image_shape={image_shape!r} must be (channels, height, width) "
+            "or (height, width) in positive integers, for example (1, 28, 28)."
+        )
+    if math.prod(shape) != n_features:
+        raise ValueError(
+            f"image_shape={image_shape!r} holds {math.prod(shape)} values per "
+            f"image, but X has {n_features} features. Each row of X must be one "
+            "flattened image of channels * height * width values (channels first)."
+        )
+    return tuple(int(s) for s in shape)

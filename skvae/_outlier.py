@@ -7,8 +7,8 @@ from sklearn.base import OutlierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import _CHUNK_ROWS, BaseVAE
-from ._likelihoods import check_support
+from ._base import BaseVAE
+from ._inference import CHUNK_ROWS
 from ._losses import kl_divergence_standard_normal
 
 # Tukey's fence: with contamination="auto", rows scoring more than this many
@@ -150,6 +150,8 @@ default="log_likelihood"
         ``score_samples - offset_``, negative for outliers.
     likelihood_ : str
         The likelihood used, ``"bernoulli"`` or ``"gaussian"``.
+    n_components_ : int
+        Latent dimensions of the fitted network.
     module_ : torch.nn.Module
         The trained network (encoder, decoder and likelihood).
     device_ : torch.device
@@ -167,7 +169,7 @@ default="log_likelihood"
         Highest value in ``validation_scores_``.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Names of features seen during fit, when ``X`` has string column names.
 
     See Also
@@ -269,12 +271,21 @@ default="log_likelihood"
     def _trim_fraction(self):
         return self.trim_fraction
 
-    def _after_training(self, X):
+    def _fit_after_training(self, X):
         scores = self._anomaly_scores(X)
         if self.contamination == "auto":
-            self.offset_ = float(tukey_lower_fence(scores))
-        else:
-            self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
+            return {"offset_": float(tukey_lower_fence(scores))}
+        return {"offset_": float(np.percentile(scores, 100.0 * self.contamination))}
+
+    def _get_fitted_state(self):
+        state, weights = super()._get_fitted_state()
+        return {**state, "offset": self.offset_}, weights
+
+    def _fitted_attributes_from_state(self, state, weights):
+        offset = state.pop("offset", None)
+        if type(offset) not in (int, float) or not np.isfinite(offset):
+            raise ValueError(f"offset={offset!r} is not a finite number.")
+        return {**super()._fitted_attributes_from_state(state, weights), "offset_": float(offset)}
 
     def score_samples(self, X):
         """Normality score of each row: higher is more normal.
@@ -330,14 +341,14 @@ default="log_likelihood"
         # The Bernoulli likelihood gives such rows probability zero; a score of
         # -inf would be exact but breaks means, plots and thresholds, so they are
         # refused as VAETransformer.score_samples refuses them.
-        check_support(X, self.likelihood_, estimator_name=type(self).__name__)
+        self._data_space.check_support(X, estimator_name=type(self).__name__)
         if self.anomaly_score == "log_likelihood":
             return self._log_likelihood(X)
         term = {"reconstruction": reconstruction_log_prob, "latent": negative_kl}[
             self.anomaly_score
         ]
-        values = self._map_rows(lambda x: term(self.module_, x), X, _CHUNK_ROWS)
+        values = self._map_rows(lambda x: term(self.module_, x), X, CHUNK_ROWS)
         if self.anomaly_score == "reconstruction":
             # A density of the data as passed, like the log-likelihood.
-            values -= self._log_abs_det_scale
+            values -= self._data_space.log_abs_det
         return values

@@ -1,43 +1,46 @@
-"""Saving and loading fitted estimators without pickle.
+"""Saving and loading fitted estimators as safetensors files, without pickle.
 
-:func:`save` writes one file with :func:`torch.save`: the constructor parameters
-and the fitted attributes as plain data (numbers, strings, lists, tensors), the
-network's weights as a CPU ``state_dict``, and a SHA-256 digest of all of it.
-:func:`load` reads it back with ``torch.load(weights_only=True)``, which refuses
-to build any object but plain data and tensors, so a crafted file cannot run code.
-The estimator class is looked up in skvae's own public estimators, never imported
-by a name from the file; the network is rebuilt by the estimator's own builder and
-the weights loaded with ``strict=True``. Anything unexpected is a
-:class:`ModelFileError`, and the estimator is only returned once all checks pass.
+A model file is a `safetensors <https://huggingface.co/docs/safetensors>`_ file:
+the network's weights are its tensors, and its metadata holds one JSON document
+with the format name and version, the estimator's class name, its constructor
+parameters and its fitted state (as the estimator declares it in
+``_get_fitted_state``), plus a SHA-256 checksum of the document and the weights.
+safetensors runs no code and checks its header's size and every tensor's extent
+against the file, so reading costs memory bounded by the file's size; JSON builds
+only plain data. :func:`load` then checks the document, rebuilds the network on
+torch's ``meta`` device (allocating nothing) and assigns the weights only when
+every name, shape and dtype matches. Anything unexpected is a
+:class:`ModelFileError` naming the file, and an estimator is only returned once
+every check has passed.
 """
 
-import dataclasses
+import errno
 import hashlib
+import json
 import os
 import tempfile
-import warnings
-from numbers import Integral
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save as safetensors_bytes
 
 from ._base import BaseVAE
-from ._training import TrainingHistory
 
 FORMAT = "skvae"
-FORMAT_VERSION = 1
-
-# Fitted attributes every saved estimator must have, with what they must be.
-_REQUIRED_FITTED = ("n_features_in_", "likelihood_", "device_", "_shift", "_scale",
-                    "_log_abs_det_scale", "_noise_seed")
+FORMAT_VERSION = 2
+# Keys of the safetensors metadata (a str -> str mapping).
+_DOCUMENT_KEY = "skvae"
+_CHECKSUM_KEY = "skvae.sha256"
 
 
 class ModelFileError(ValueError):
     """A file that :func:`skvae.load` cannot read as a saved skvae model.
 
     Raised for truncated or corrupted files, files of another kind (a pickle, a
-    plain state dict, text) and files written in an unsupported format version.
-    A subclass of :class:`ValueError`.
+    safetensors file of other weights, text) and files written in an
+    unsupported format version, with a message naming the file and the
+    problem. A subclass of :class:`ValueError`.
     """
 
 
@@ -53,119 +56,72 @@ def _estimator_classes():
     return classes
 
 
-# ----------------------------------------------------------------- encoding
+# ------------------------------------------------------- parameters as JSON
+
+# JSON has lists but no tuples, and the parameters hold tuples, RandomStates and
+# devices: each is written as a one-key object tagged with its type.
 
 
-def _encode(value, where):
-    """``value`` as plain data that ``torch.load(weights_only=True)`` accepts."""
+def _param_to_json(value, name):
     if value is None or isinstance(value, (bool, str)):
         return value
-    if isinstance(value, (Integral, np.integer)) and not isinstance(value, np.bool_):
+    if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
         return float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
     if isinstance(value, list):
-        return [_encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_param_to_json(v, name) for v in value]
     if isinstance(value, tuple):
-        return {"type": "tuple", "value": [_encode(v, where) for v in value]}
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        items = {k: _encode(v, f"{where}[{k!r}]") for k, v in value.items()}
-        return {"type": "dict", "value": items}
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind in "biuf":
-            return {"type": "ndarray", "value": torch.from_numpy(np.array(value, copy=True))}
-        if value.dtype.kind in "OU" and all(isinstance(v, str) for v in value.ravel()):
-            return {"type": "str_array", "value": [str(v) for v in value.ravel()],
-                    "shape": list(value.shape)}
-    if isinstance(value, torch.Tensor):
-        return {"type": "tensor", "value": value.detach().cpu().clone()}
+        return {"tuple": [_param_to_json(v, name) for v in value]}
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iuf":
+        return {"ndarray": {"dtype": value.dtype.str, "values": value.tolist()}}
     if isinstance(value, torch.device):
-        return {"type": "device", "value": str(value)}
-    if isinstance(value, TrainingHistory):
-        return {"type": "history", "value": _encode(dataclasses.asdict(value), where)}
+        return {"torch.device": str(value)}
     if isinstance(value, np.random.RandomState):
-        return {"type": "random_state", "value": _encode(value.get_state(), where)}
+        kind, keys, position, has_gauss, cached = value.get_state()
+        return {"RandomState": [kind, keys.tolist(), position, has_gauss, cached]}
     raise TypeError(
-        f"skvae.save cannot store {where} of type {type(value).__name__}: only numbers, "
-        "strings, lists, tuples, dicts, arrays and tensors are saved as plain data. "
-        "Use pickle (from trusted sources only) for estimators holding other objects."
+        f"skvae.save cannot store the parameter {name}={value!r} of type "
+        f"{type(value).__name__}: parameters are saved as plain data (numbers, "
+        "strings, lists, tuples, arrays, devices, RandomState)."
     )
 
 
-def _is_str(value):
-    return isinstance(value, str)
-
-
-def _decode(value, where):
-    """Inverse of :func:`_encode`; anything it did not produce is a ModelFileError."""
+def _param_from_json(value, name):
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, list):
-        return [_decode(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    tagged = isinstance(value, dict) and isinstance(value.get("type"), str)
-    if not (tagged and "value" in value):
-        raise ModelFileError(f"{where} holds an unexpected {type(value).__name__}.")
-    kind, payload = value["type"], value["value"]
+        return [_param_from_json(v, name) for v in value]
+    if not (isinstance(value, dict) and len(value) == 1):
+        raise ValueError(f"the parameter {name} is malformed.")
+    (kind, payload), = value.items()
     if kind == "tuple" and isinstance(payload, list):
-        return tuple(_decode(v, where) for v in payload)
-    if kind == "dict" and isinstance(payload, dict) and all(map(_is_str, payload)):
-        return {k: _decode(v, f"{where}[{k!r}]") for k, v in payload.items()}
-    if kind == "ndarray" and isinstance(payload, torch.Tensor):
-        return payload.numpy().copy()
-    if kind == "str_array" and isinstance(payload, list) and all(map(_is_str, payload)):
-        shape = value.get("shape")
-        if isinstance(shape, list) and all(isinstance(s, int) and s >= 0 for s in shape):
-            if int(np.prod(shape)) == len(payload):
-                return np.array(payload, dtype=object).reshape(shape)
-    if kind == "tensor" and isinstance(payload, torch.Tensor):
-        return payload
-    if kind == "device" and isinstance(payload, str):
-        try:
-            return torch.device(payload)
-        except (RuntimeError, TypeError) as error:
-            raise ModelFileError(f"{where} names no torch device: {payload!r}.") from error
-    if kind == "history" and isinstance(payload, dict) and payload.get("type") == "dict":
-        fields = _decode(payload, where)
-        names = {f.name for f in dataclasses.fields(TrainingHistory)}
-        if set(fields) == names:
-            return TrainingHistory(**fields)
-    if kind == "random_state":
-        state = _decode(payload, where)
+        return tuple(_param_from_json(v, name) for v in payload)
+    if kind == "ndarray" and isinstance(payload, dict) and set(payload) == {"dtype", "values"}:
+        if payload["dtype"] in ("<i8", "<i4", "<f8", "<f4", "<u8", "<u4"):
+            array = np.array(payload["values"], dtype=payload["dtype"])
+            if array.ndim <= 1:
+                return array
+    if kind == "torch.device" and isinstance(payload, str):
+        return torch.device(payload)
+    if kind == "RandomState" and isinstance(payload, list) and len(payload) == 5:
         random_state = np.random.RandomState()
-        try:
-            random_state.set_state(state)
-        except (TypeError, ValueError) as error:
-            raise ModelFileError(f"{where} is not a valid RandomState.") from error
-        return random_state
-    raise ModelFileError(f"{where} holds a malformed {kind!r} entry.")
+        kind_name, keys, position, has_gauss, cached = payload
+        if isinstance(keys, list) and len(keys) == 624:
+            random_state.set_state(
+                (kind_name, np.array(keys, dtype=np.uint32), position, has_gauss, cached)
+            )
+            return random_state
+    raise ValueError(f"the parameter {name} holds a malformed {kind!r} entry.")
 
 
-def _digest(value, hasher):
-    """Feed a canonical rendering of ``value`` (plain data and tensors) to ``hasher``."""
-    if isinstance(value, torch.Tensor):
-        data = value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
-        hasher.update(f"T{value.dtype}{tuple(value.shape)}".encode())
-        hasher.update(data.tobytes())
-    elif isinstance(value, dict):
-        hasher.update(b"{")
-        for key in sorted(value, key=repr):
-            hasher.update(repr(key).encode())
-            _digest(value[key], hasher)
-        hasher.update(b"}")
-    elif isinstance(value, (list, tuple)):
-        hasher.update(b"[")
-        for item in value:
-            _digest(item, hasher)
-        hasher.update(b"]")
-    else:
-        hasher.update(f"{type(value).__name__}:{value!r};".encode())
-
-
-def _checksum(payload):
-    hasher = hashlib.sha256()
-    _digest({k: v for k, v in payload.items() if k != "sha256"}, hasher)
+def _checksum(document, weights):
+    """SHA-256 of the JSON document and of every weight's name, dtype, shape and bytes."""
+    hasher = hashlib.sha256(document.encode())
+    for name in sorted(weights):
+        tensor = weights[name].contiguous()
+        hasher.update(f"\0{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        hasher.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return hasher.hexdigest()
 
 
@@ -173,13 +129,15 @@ def _checksum(payload):
 
 
 def save(estimator, path):
-    """Save a fitted skvae estimator to ``path`` without pickle.
+    """Save a fitted skvae estimator to ``path`` as a safetensors file, without pickle.
 
-    The file holds the parameters and fitted attributes as plain data and the
-    weights as tensors. :func:`load` reads it without running code from the file,
-    on any machine: a model fitted on a GPU loads on a CPU-only one. The file is
-    written to a temporary name first and then renamed, so an interrupted save
-    never leaves a truncated model behind.
+    The file holds the weights as tensors and the parameters and fitted state as
+    JSON. :func:`load` reads it without running code from the file, on any
+    machine: a model fitted on a GPU loads on a CPU-only one. The model saved is
+    the one that was fitted, whatever ``set_params`` changed since. The file is
+    written to a temporary name first and then renamed, so an interrupted or
+    failed save (a full disk) never leaves a truncated model behind and never
+    damages the file it would replace.
 
     Pickle and joblib also work, but unpickling runs code stored in the file: only
     unpickle files from sources you trust, and use ``save`` / ``load`` to exchange
@@ -195,10 +153,13 @@ def save(estimator, path):
     Raises
     ------
     TypeError
-        If ``estimator`` is not a public skvae estimator, or holds an attribute
-        that is not plain data.
+        If ``estimator`` is not a public skvae estimator, or a parameter is not
+        plain data.
     sklearn.exceptions.NotFittedError
         If ``estimator`` is not fitted.
+    OSError
+        If the file cannot be written (for example, the disk is full); the file
+        that was at ``path`` is left as it was.
 
     Examples
     --------
@@ -216,54 +177,66 @@ def save(estimator, path):
     >>> bool(np.array_equal(same.transform(X), vae.transform(X)))
     True
     """
-    from sklearn.utils.validation import check_is_fitted
-
     name = type(estimator).__name__
     if _estimator_classes().get(name) is not type(estimator):
         raise TypeError(
             f"skvae.save saves skvae's public estimators ({', '.join(_estimator_classes())}), "
             f"not {name}. Use pickle or joblib for other objects."
         )
-    check_is_fitted(estimator)
-    params = estimator.get_params(deep=False)
-    fitted = {
-        key: _encode(value, f"attribute {key}")
-        for key, value in vars(estimator).items()
-        if key not in params and key != "module_"
+    fitted, weights = estimator._get_fitted_state()
+    params = {
+        key: _param_to_json(value, key)
+        for key, value in estimator.get_params(deep=False).items()
     }
-    payload = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "skvae_version": _skvae_version(),
-        "estimator": name,
-        "params": {key: _encode(value, f"parameter {key}") for key, value in params.items()},
-        "fitted": fitted,
-        "state_dict": {
-            key: value.detach().cpu().clone()
-            for key, value in estimator.module_.state_dict().items()
+    document = json.dumps(
+        {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "skvae_version": _skvae_version(),
+            "estimator": name,
+            "params": params,
+            "fitted": fitted,
         },
-    }
-    payload["sha256"] = _checksum(payload)
-    path = os.fspath(path)
+        sort_keys=True,
+    )
+    metadata = {_DOCUMENT_KEY: document, _CHECKSUM_KEY: _checksum(document, weights)}
+    _write_atomically(os.fspath(path), safetensors_bytes(weights, metadata=metadata))
+
+
+def _write_atomically(path, data):
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
     directory = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=".skvae-", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(temporary):
             os.remove(temporary)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            raise OSError(
+                errno.ENOSPC,
+                f"No space left on the device to save the model ({len(data)} bytes); "
+                "the file there before, if any, is unchanged",
+                path,
+            ) from error
         raise
 
 
 def load(path):
     """Load an estimator written by :func:`save`, without running code from the file.
 
-    The file is read with ``torch.load(weights_only=True)``, which builds only
-    plain data and tensors, so a file crafted to run code on load cannot; every
-    entry is then checked before an estimator is returned. The model is placed on
-    the device it was fitted on when that device exists here, else on the CPU.
+    The file is a safetensors file: reading it runs no code and costs memory
+    bounded by its size. Every entry is checked before an estimator is returned:
+    the format and its version, the parameters, every fitted attribute, the
+    weights' names, shapes and dtypes against the network the file describes
+    (built on torch's ``meta`` device, so nothing is allocated for a network the
+    weights do not match), and a checksum. The model is placed on the device it
+    was fitted on when that device exists here, else on the CPU. Loading leaves
+    numpy's and torch's global random state alone.
 
     Unlike ``pickle.load``, this is safe for files from untrusted sources.
 
@@ -299,133 +272,111 @@ def load(path):
     ...     pickle.dump({"weights": [1.0, 2.0]}, file)
     >>> try:
     ...     skvae.load(path)
-    ... except skvae.ModelFileError:
-    ...     print("refused")
-    refused
+    ... except skvae.ModelFileError as error:
+    ...     print("refused:", "a pickle" in str(error))
+    refused: True
 
     See :func:`save` for a round trip.
     """
     path = os.fspath(path)
-    with open(path, "rb") as file, warnings.catch_warnings():
-        # torch notes the pickle protocol of files it then refuses; the error says more.
-        warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
-        try:
-            payload = torch.load(file, map_location="cpu", weights_only=True)
-        except Exception as error:
-            if "Weights only load failed" in str(error):
-                # torch's own message suggests weights_only=False: not advice to pass on.
-                raise ModelFileError(
-                    f"{path!r} is not an skvae model file: it holds objects other than "
-                    "plain data and tensors (a pickled estimator, or code to run), which "
-                    "were refused without running them. Only files written by "
-                    "skvae.save load; unpickle other files only if you trust them."
-                ) from None
-            raise ModelFileError(
-                f"{path!r} is not a readable skvae model file: it is truncated, "
-                f"corrupted or of another kind ({type(error).__name__}: "
-                f"{_first_line(error)}). Only files written by skvae.save load."
-            ) from error
+    with open(path, "rb") as file:  # OSError for a missing or unreadable file
+        head = file.read(16)
     try:
-        return _build(payload)
+        metadata, weights = _read_safetensors(path)
+    except Exception as error:  # safetensors reports every malformation its own way
+        raise ModelFileError(
+            f"{path!r} is not an skvae model file: {_describe(head)} "
+            f"({_first_line(error)}). Only files written by skvae.save load."
+        ) from None
+    try:
+        return _build(metadata, weights)
     except ModelFileError as error:
-        raise ModelFileError(f"{path!r} cannot be loaded: {error}") from error
+        raise ModelFileError(f"{path!r} cannot be loaded: {error}") from None
 
 
-def _build(payload):
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ModelFileError("it is not an skvae model file (no 'format': 'skvae' entry).")
-    version = payload.get("format_version")
+def _read_safetensors(path):
+    with safe_open(path, framework="pt", device="cpu") as file:
+        metadata = file.metadata() or {}
+        weights = {name: file.get_tensor(name) for name in file.keys()}
+    return metadata, weights
+
+
+def _describe(head):
+    """What the first bytes of a file that is not a safetensors file suggest it is."""
+    if not head:
+        return "it is empty"
+    if head[:1] == b"\x80":
+        return "it is a pickle, which skvae never loads (unpickling runs code)"
+    if head[:4] == b"PK\x03\x04":
+        return (
+            "it is a zip archive, such as a file of torch.save or of skvae 0.1 "
+            "(model file format 1, which is no longer read: load it with skvae 0.1 "
+            "and refit, or unpickle a trusted copy, then save it again)"
+        )
+    if head.lstrip()[:1] in (b"{", b"["):
+        return "it is a JSON or text file"
+    return "it is not a safetensors file, or it is truncated or corrupted"
+
+
+def _build(metadata, weights):
+    if _DOCUMENT_KEY not in metadata:
+        raise ModelFileError(
+            "it is a safetensors file without skvae's metadata (weights written by "
+            "another library?)."
+        )
+    document = metadata[_DOCUMENT_KEY]
+    try:
+        content = json.loads(document)
+    except (ValueError, RecursionError) as error:
+        raise ModelFileError(f"its skvae metadata is not valid JSON ({_first_line(error)}).")
+    if not isinstance(content, dict) or content.get("format") != FORMAT:
+        raise ModelFileError("its metadata has no 'format': 'skvae' entry.")
+    version = content.get("format_version")
     if version != FORMAT_VERSION:
         raise ModelFileError(
             f"it has format version {version!r}, but this skvae ({_skvae_version()}) "
             f"reads version {FORMAT_VERSION} only; it was written by skvae "
-            f"{payload.get('skvae_version')!r}. Load it with that version, or refit."
+            f"{content.get('skvae_version')!r}. Load it with that version, or refit."
         )
-    expected_keys = {"format", "format_version", "skvae_version", "estimator", "params",
-                     "fitted", "state_dict", "sha256"}
-    if set(payload) != expected_keys:
-        raise ModelFileError(
-            f"its entries are {sorted(payload)}, expected {sorted(expected_keys)}."
-        )
-    if payload["sha256"] != _checksum(payload):
+    expected = {"format", "format_version", "skvae_version", "estimator", "params", "fitted"}
+    if set(content) != expected:
+        raise ModelFileError(f"its entries are {sorted(content)}, expected {sorted(expected)}.")
+    if metadata.get(_CHECKSUM_KEY) != _checksum(document, weights):
         raise ModelFileError("its checksum does not match its contents: it is corrupted.")
     classes = _estimator_classes()
-    estimator_class = classes.get(payload["estimator"])
+    estimator_class = classes.get(content["estimator"]) if isinstance(
+        content["estimator"], str) else None
     if estimator_class is None:
         raise ModelFileError(
-            f"it holds a {payload['estimator']!r}, which is not one of skvae's "
+            f"it holds a {content['estimator']!r}, which is not one of skvae's "
             f"estimators ({', '.join(classes)})."
         )
-    params, fitted, state_dict = payload["params"], payload["fitted"], payload["state_dict"]
-    if not (isinstance(params, dict) and isinstance(fitted, dict)
-            and isinstance(state_dict, dict)
-            and all(isinstance(v, torch.Tensor) for v in state_dict.values())):
-        raise ModelFileError("its params, fitted attributes or weights are malformed.")
+    params, fitted = content["params"], content["fitted"]
+    if not (isinstance(params, dict) and isinstance(fitted, dict)):
+        raise ModelFileError("its parameters or fitted state are malformed.")
     estimator = estimator_class()
     if set(params) != set(estimator.get_params(deep=False)):
         raise ModelFileError(
             f"its parameters {sorted(params)} are not those of {estimator_class.__name__}."
         )
     try:
-        estimator.set_params(**{k: _decode(v, f"parameter {k}") for k, v in params.items()})
+        estimator.set_params(**{k: _param_from_json(v, k) for k, v in params.items()})
         estimator._validate_params()
-    except ModelFileError:
-        raise
-    except ValueError as error:
-        raise ModelFileError(f"it holds invalid parameters: {error}") from error
-    for key, value in fitted.items():
-        if not (isinstance(key, str) and key.isidentifier() and not key.startswith("__")
-                and key != "module_" and key not in params
-                and not hasattr(estimator_class, key)):
-            raise ModelFileError(f"it holds a fitted attribute with a forbidden name {key!r}.")
-        setattr(estimator, key, _decode(value, f"attribute {key}"))
-    _check_fitted_attributes(estimator)
+    except (ValueError, TypeError) as error:
+        raise ModelFileError(f"it holds invalid parameters: {_first_line(error)}") from None
+    # The network is built under a private copy of torch's generator (layers draw
+    # initial weights even on the meta device), so loading leaves it alone.
     try:
-        sizes = tuple(np.atleast_1d(np.asarray(estimator.hidden_layer_sizes)).tolist())
-        module = estimator._build_module(estimator.n_features_in_, sizes)
-        module.load_state_dict(state_dict, strict=True)
-    except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as error:
-        raise ModelFileError(
-            f"its weights do not fit the network its parameters describe "
-            f"({_first_line(error)})."
-        ) from error
-    if not all(torch.isfinite(value).all() for value in module.state_dict().values()):
-        raise ModelFileError("its weights contain NaN or infinite values.")
-    module.eval()
-    estimator.module_ = module
-    estimator.module_.to(estimator._inference_device())
+        with torch.random.fork_rng(devices=[]):
+            estimator._set_fitted_state(fitted, weights)
+    except (ValueError, TypeError, KeyError, RuntimeError) as error:
+        raise ModelFileError(f"its fitted state is invalid: {_first_line(error)}") from None
     return estimator
-
-
-def _check_fitted_attributes(estimator):
-    missing = [key for key in _REQUIRED_FITTED if not hasattr(estimator, key)]
-    if missing:
-        raise ModelFileError(f"it lacks the fitted attributes {missing}.")
-    n_features = estimator.n_features_in_
-    if not (type(n_features) is int and n_features >= 1):
-        raise ModelFileError(f"n_features_in_={n_features!r} is not a positive integer.")
-    from ._likelihoods import LIKELIHOODS
-
-    if estimator.likelihood_ not in LIKELIHOODS:
-        raise ModelFileError(f"likelihood_={estimator.likelihood_!r} is not known.")
-    if not isinstance(estimator.device_, torch.device):
-        raise ModelFileError("device_ is not a torch device.")
-    for key in ("_shift", "_scale"):
-        value = getattr(estimator, key)
-        if not (isinstance(value, np.ndarray) and value.dtype == np.float64
-                and value.shape == (n_features,) and np.all(np.isfinite(value))):
-            raise ModelFileError(f"{key} is not {n_features} finite float64 values.")
-    if not np.all(estimator._scale > 0):
-        raise ModelFileError("_scale holds values that are not positive.")
-    if not isinstance(estimator._log_abs_det_scale, float):
-        raise ModelFileError("_log_abs_det_scale is not a float.")
-    if not isinstance(estimator._noise_seed, int):
-        raise ModelFileError("_noise_seed is not an integer.")
 
 
 def _first_line(error):
     text = str(error).strip().splitlines()
-    return text[0].split(". ")[0][:120] if text else type(error).__name__
+    return text[0][:200] if text else type(error).__name__
 
 
 def _skvae_version():

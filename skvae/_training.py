@@ -1,33 +1,93 @@
-"""Minibatch training of a VAE module: epochs, early stopping and history.
+"""Minibatch training of a VAE module: epochs, stopping, history.
 
-Knows torch and nothing of scikit-learn: the estimator layer turns its inputs into
-tensors, calls :func:`train`, and copies the :class:`TrainingHistory` onto itself.
-The loop is a chain of small steps (``train`` -> ``run_epoch`` -> ``train_step``)
-so each can be read, tested and, if need be, replaced on its own.
+Knows torch and nothing of scikit-learn. :func:`train` takes the module, a
+source of minibatches and a :class:`TrainingConfig`, trains the module's weights
+and returns a :class:`TrainingResult`: the history of this run and the weights to
+keep. It never changes objects it did not receive for training, so the estimator
+decides what to commit. The loop is a chain of small steps (``train`` ->
+``run_epoch`` -> ``train_step``) so each can be read, tested and, if need be,
+replaced on its own.
 """
 
-import copy
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
 
 import torch
+from torch.func import functional_call
 
 from ._losses import trimmed_mean
 
 
 @dataclass
 class TrainingHistory:
-    """What happened during training, in nats per row of the user's data."""
+    """Per-epoch record of training, in nats per row of the user's data.
+
+    It extends over warm starts: a run starts from the history of the fits
+    before it.
+    """
 
     loss_curve: list = field(default_factory=list)
     validation_scores: list = field(default_factory=list)
-    best_loss: float = math.inf
-    best_validation_score: float = -math.inf
-    n_iter: int = 0
-    stopped_early: bool = False
-    interrupted: bool = False
-    diverged: bool = False
+
+    @property
+    def n_iter(self):
+        return len(self.loss_curve)
+
+    @property
+    def best_loss(self):
+        return min(self.loss_curve, default=math.inf)
+
+    @property
+    def best_validation_score(self):
+        return max(self.validation_scores, default=-math.inf)
+
+
+@dataclass
+class TrainingResult:
+    """What :func:`train` hands back: the extended history and the weights to keep."""
+
+    history: TrainingHistory
+    state: dict
+    n_epochs: int = 0  # epochs completed in this run
+    converged: bool = False  # the stopping rule ended the run before max_iter
+    interrupted: bool = False  # KeyboardInterrupt ended it
+    diverged: bool = False  # non-finite loss or weights ended it; older weights kept
+
+
+@dataclass(frozen=True)
+class _Progress:
+    """Where training stands after its last complete epoch.
+
+    Immutable and replaced by one assignment per epoch, so an interrupt at any
+    moment finds the history and the weights of the same epoch together.
+    """
+
+    loss_curve: tuple
+    validation_scores: tuple
+    kept_state: dict  # weights to keep: the latest, or the best validated
+    previous_state: dict  # fallback when kept_state turns out unusable
+    best_score: float
+    epochs_without_improvement: int = 0
+    n_epochs: int = 0
+
+    def after_epoch(self, loss, score, state, config):
+        """The progress once an epoch with ``loss`` (and validation ``score``) ends."""
+        validating = score is not None
+        loss_curve = self.loss_curve + (loss,)
+        scores = self.validation_scores + ((score,) if validating else ())
+        if not validating:
+            kept, previous, best = state, self.kept_state, self.best_score
+        elif score >= self.best_score:
+            kept, previous, best = state, self.previous_state, score
+        else:
+            kept, previous, best = self.kept_state, self.previous_state, self.best_score
+        improved = _improved(loss_curve, scores, validating, config)
+        return _Progress(
+            loss_curve, scores, kept, previous, best,
+            0 if improved else self.epochs_without_improvement + 1, self.n_epochs + 1,
+        )
 
 
 @dataclass
@@ -39,11 +99,18 @@ class TrainingConfig:
     n_iter_no_change: int
     beta: float
     # Added to every reported loss so that the history is in the units of the
-    # user's data rather than of the internally standardised data.
+    # user's data rather than of the internally scaled data.
     loss_offset: float = 0.0
     verbose: int = 0
     # Fraction of each minibatch, the worst-explained rows, left out of the step.
     trim_fraction: float = 0.0
+
+
+def shuffled_batches(X, batch_size, generator):
+    """Minibatches of the rows of the tensor ``X`` in a fresh random order."""
+    order = torch.randperm(X.shape[0], generator=generator, device=X.device)
+    for start in range(0, X.shape[0], batch_size):
+        yield X[order[start : start + batch_size]]
 
 
 def train_step(module, optimizer, batch, noise, beta, trim_fraction=0.0):
@@ -61,21 +128,18 @@ def train_step(module, optimizer, batch, noise, beta, trim_fraction=0.0):
     return objective.detach() * batch.shape[0]
 
 
-def run_epoch(module, optimizer, X, config, generator):
-    """One pass over ``X`` in shuffled minibatches; returns the mean loss per row."""
-    n_samples = X.shape[0]
-    order = torch.randperm(n_samples, generator=generator, device=X.device)
-    total = torch.zeros((), device=X.device)
-    for start in range(0, n_samples, config.batch_size):
-        batch = X[order[start : start + config.batch_size]]
+def run_epoch(module, optimizer, batches, config, generator):
+    """One pass over the minibatches ``batches``; returns the mean loss per row."""
+    total, n_rows = None, 0
+    for batch in batches:
         noise = torch.randn(
-            (batch.shape[0], module.n_components), generator=generator, device=X.device
+            (batch.shape[0], module.n_components), generator=generator, device=batch.device
         )
-        total += train_step(
-            module, optimizer, batch, noise, config.beta, config.trim_fraction
-        )
+        step_loss = train_step(module, optimizer, batch, noise, config.beta, config.trim_fraction)
+        total = step_loss if total is None else total + step_loss
+        n_rows += batch.shape[0]
     # One device-to-host copy per epoch, not one per batch.
-    return total.item() / n_samples
+    return total.item() / n_rows
 
 
 @torch.no_grad()
@@ -87,147 +151,180 @@ def validation_score(module, X_val, noise, beta):
     return -per_row.mean().item()
 
 
-def _window_improved(loss_curve, config):
-    """Whether the mean loss of the last window beat the window before it by ``tol``.
+def _improved(loss_curve, validation_scores, validating, config):
+    """The one stopping rule: whether the last epoch still counts as progress.
 
-    The training loss of a VAE is noisy from epoch to epoch (each epoch draws new
-    latent noise), so "no new best for n epochs", as ``MLPRegressor`` uses, stops
-    long before the loss has stopped going down. Means over ``n_iter_no_change``
-    epochs follow the trend instead of the noise.
+    With validation data: the last score beat the best before it by ``tol``.
+    Without: the mean training loss of the last ``n_iter_no_change`` epochs is
+    ``tol`` below the mean of the ``n_iter_no_change`` before. A VAE's training
+    loss is noisy from epoch to epoch (each epoch draws new latent noise), so "no
+    new best for n epochs", as ``MLPRegressor`` uses, stops long before the loss
+    has stopped going down; means over windows follow the trend instead.
     """
+    if validating:
+        *before, last = validation_scores
+        return last > max(before, default=-math.inf) + config.tol
     n = config.n_iter_no_change
     if len(loss_curve) < 2 * n:
         return True
-    recent = sum(loss_curve[-n:]) / n
-    before = sum(loss_curve[-2 * n : -n]) / n
-    return recent < before - config.tol
+    return sum(loss_curve[-n:]) / n < sum(loss_curve[-2 * n : -n]) / n - config.tol
+
+
+def _patience(validating, config):
+    """Epochs without progress before training stops (windows already average)."""
+    return config.n_iter_no_change if validating else 1
 
 
 _FINITE_CHECK_ROWS = 1024
 
 
 def _snapshot(module):
-    # Cloning each tensor gives the same copy as deepcopy(state_dict()) at half the
-    # cost or less (it runs every epoch); _metadata is kept for load_state_dict.
-    state = module.state_dict()
-    snapshot = type(state)((name, tensor.detach().clone()) for name, tensor in state.items())
-    snapshot._metadata = copy.deepcopy(getattr(state, "_metadata", None))
-    return snapshot
+    """A copy of the module's weights, detached from training."""
+    return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
 
 
 @torch.no_grad()
 def _gives_finite_loss(module, state, X, config):
-    """Whether the weights ``state`` are finite and give a finite loss on ``X``'s first rows.
+    """Whether the weights ``state`` are finite and give a finite loss on the rows ``X``.
 
     A finite epoch loss does not vouch for the weights that end the epoch: it is
-    measured before each step, so the last step may still leave huge or NaN weights.
-    Evaluated at the posterior mean (zero noise), so it draws no random numbers.
+    measured before each step, so the last step may still leave huge or NaN
+    weights. The module is evaluated with ``state`` in place of its own weights,
+    which it keeps. At the posterior mean (zero noise), so it draws no random
+    numbers.
     """
     if not all(torch.isfinite(value).all() for value in state.values()):
         return False
-    module.load_state_dict(state)
-    module.eval()
-    # Finite weights that still overflow do so on almost any row; a bounded sample
-    # keeps this check to a few batches however large X is.
-    X = X[:_FINITE_CHECK_ROWS]
     for start in range(0, X.shape[0], config.batch_size):
         batch = X[start : start + config.batch_size]
         noise = batch.new_zeros((batch.shape[0], module.n_components))
-        per_row = module.loss(batch, noise, config.beta)
+        per_row = functional_call(module, state, (batch, noise, config.beta))
         if not torch.isfinite(per_row).all():
             return False
     return True
 
 
-def _restore_good_weights(module, candidates, X, config, history):
-    """Load the first usable state of ``candidates`` (newest first) into ``module``.
+def _first_usable(module, candidates, X, config):
+    """Position and weights of the first usable state of ``candidates`` (newest first).
 
-    Only the final weights of a run are checked, once, so healthy training pays one
-    forward pass. If the newest state is unusable the run counts as diverged.
+    Only the final weights of a healthy run are checked, once, so it pays one
+    forward pass.
+
+    Raises
+    ------
+    ValueError
+        If even the starting weights give a non-finite loss, saying which setting
+        is to blame.
     """
+    X = X[:_FINITE_CHECK_ROWS]
     for position, state in enumerate(candidates):
         if _gives_finite_loss(module, state, X, config):
-            history.diverged = history.diverged or position > 0
-            return
+            return position, state
+    if not torch.isfinite(X).all():
+        culprit = (
+            "X holds values too large for float32 arithmetic. Rescale X (for example "
+            "with StandardScaler)"
+        )
+    elif config.beta != 1 and _gives_finite_loss(
+        module, candidates[-1], X, dataclasses.replace(config, beta=1.0)
+    ):
+        culprit = (
+            f"beta={config.beta!r} makes the KL term overflow float32. Use a smaller "
+            "beta"
+        )
+    else:
+        culprit = (
+            "X holds values too large for float32 arithmetic, or the network "
+            "overflows on them. Rescale X (for example with StandardScaler)"
+        )
     raise ValueError(
-        "Training produced no weights with a finite loss, not even the starting "
-        "ones: X holds values too large for float32 arithmetic. Rescale X (for "
-        "example with StandardScaler) and lower learning_rate_init."
+        "Training produced no weights with a finite loss, not even the starting ones: "
+        f"{culprit}."
     )
 
 
-def train(module, X, X_val, config, generator, history=None, optimizer=None):
-    """Maximise the ELBO of ``module`` on ``X`` with Adam.
+def train(module, make_batches, config, generator, *, check_rows, X_val=None,
+          history=None):
+    """Maximise the ELBO of ``module`` with Adam; returns a :class:`TrainingResult`.
 
-    Stops after ``config.max_iter`` epochs, or earlier when the training loss (or,
-    with early stopping, the validation ELBO) has not improved by ``config.tol`` for
-    ``config.n_iter_no_change`` epochs. With early stopping the weights of the best
-    validation epoch are restored. A non-finite loss stops training and restores the
-    last finite weights; ``KeyboardInterrupt`` stops it and keeps the best weights.
+    Parameters
+    ----------
+    module : VAE
+        The network to train. Its weights change; load ``result.state`` into it
+        afterwards to keep the chosen ones.
+    make_batches : callable
+        ``make_batches()`` returns an iterable of minibatch tensors, one pass over
+        the training data; called once per epoch.
+    config : TrainingConfig
+    generator : torch.Generator
+        Draws the training noise (and whatever ``make_batches`` draws).
+    check_rows : torch.Tensor
+        Training rows on which the final weights must give a finite loss.
+    X_val : torch.Tensor or None
+        Held-out rows for early stopping; the weights of the best epoch are kept.
+    history : TrainingHistory or None
+        The history of earlier fits (warm start); not changed.
 
-    Returns
-    -------
-    history : TrainingHistory
-        Extended in place if one is passed (warm start).
+    Stops after ``config.max_iter`` epochs, or earlier when the stopping rule
+    (:func:`_improved`) sees no progress. A non-finite loss stops training and
+    keeps the last finite weights; ``KeyboardInterrupt`` stops it and keeps the
+    weights of the last complete epoch, with a ``RuntimeWarning``.
     """
     history = history if history is not None else TrainingHistory()
-    optimizer = optimizer or torch.optim.Adam(module.parameters(), lr=config.learning_rate)
-    if X_val is not None:
+    result = TrainingResult(history=history, state={})
+    optimizer = torch.optim.Adam(module.parameters(), lr=config.learning_rate)
+    validating = X_val is not None
+    if validating:
         val_noise = torch.randn(
-            (X_val.shape[0], module.n_components), generator=generator, device=X.device
+            (X_val.shape[0], module.n_components), generator=generator, device=X_val.device
         )
-    # Fallbacks, newest first, when the newest weights turn out unusable.
-    initial_state = best_state = previous_state = _snapshot(module)
-    epochs_without_improvement = 0
+    # Fallbacks, newest first, for when the newest weights turn out unusable.
+    initial_state = _snapshot(module)
+    progress = _Progress(
+        tuple(history.loss_curve), tuple(history.validation_scores),
+        initial_state, initial_state, history.best_validation_score,
+    )
     module.train()
     try:
         for _ in range(config.max_iter):
-            loss = run_epoch(module, optimizer, X, config, generator) + config.loss_offset
+            loss = run_epoch(module, optimizer, make_batches(), config, generator)
+            loss += config.loss_offset
             if not math.isfinite(loss):
-                history.diverged = True
+                result.diverged = True
                 break
-            history.n_iter += 1
-            history.loss_curve.append(loss)
-            if X_val is not None:
+            score = None
+            if validating:
                 score = validation_score(module, X_val, val_noise, config.beta)
                 score -= config.loss_offset
-                history.validation_scores.append(score)
-                improved = score > history.best_validation_score + config.tol
-                history.best_validation_score = max(history.best_validation_score, score)
-                history.best_loss = min(history.best_loss, loss)
-                if score >= history.best_validation_score:
-                    best_state = _snapshot(module)
-            else:
-                improved = _window_improved(history.loss_curve, config)
-                history.best_loss = min(history.best_loss, loss)
-                previous_state, best_state = best_state, _snapshot(module)
+            progress = progress.after_epoch(loss, score, _snapshot(module), config)
             if config.verbose:
-                message = f"Epoch {history.n_iter}, loss = {loss:.4f}"
-                if X_val is not None:
+                message = f"Epoch {len(progress.loss_curve)}, loss = {loss:.4f}"
+                if validating:
                     message += f", validation ELBO = {score:.4f}"
                 print(message)
-            epochs_without_improvement = 0 if improved else epochs_without_improvement + 1
-            if epochs_without_improvement >= (1 if X_val is None else config.n_iter_no_change):
-                history.stopped_early = True
+            if progress.epochs_without_improvement >= _patience(validating, config):
+                result.converged = True
                 break
     except KeyboardInterrupt:
-        history.interrupted = True
+        result.interrupted = True
         warnings.warn(
             "Training interrupted by the user; keeping the best weights so far "
-            f"(after {history.n_iter} complete epochs)."
+            f"(after {len(progress.loss_curve)} complete epochs)."
             + (
                 " No epoch finished, so the model keeps its starting weights; call "
                 "fit again to train it."
-                if history.n_iter == 0
+                if not progress.loss_curve
                 else ""
             ),
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
+    result.history = TrainingHistory(list(progress.loss_curve), list(progress.validation_scores))
+    result.n_epochs = progress.n_epochs
     # previous_state gave a finite loss on the first batch of the epoch after it;
-    # best_state has not been evaluated since its last step, so it is checked.
-    _restore_good_weights(
-        module, [best_state, previous_state, initial_state], X, config, history
-    )
+    # kept_state has not been evaluated since its last step, so it is checked.
+    candidates = [progress.kept_state, progress.previous_state, initial_state]
+    position, result.state = _first_usable(module, candidates, check_rows, config)
+    result.diverged = result.diverged or position > 0
     module.eval()
-    return history
+    return result

@@ -1,8 +1,6 @@
 """VAETransformer: a variational autoencoder as a scikit-learn transformer."""
 
-import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseVAE
 
@@ -109,6 +107,9 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
     ----------
     likelihood_ : str
         The likelihood used, ``"bernoulli"`` or ``"gaussian"``.
+    n_components_ : int
+        Latent dimensions of the fitted network (``n_components`` when it was
+        fitted; ``set_params`` after fitting does not change the network).
     module_ : torch.nn.Module
         The trained network (encoder, decoder and likelihood).
     device_ : torch.device
@@ -129,7 +130,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         Highest value in ``validation_scores_``, whose weights are kept.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Names of features seen during fit, when ``X`` has string column names.
 
     See Also
@@ -179,9 +180,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         Z : ndarray of shape (n_samples, n_components)
             Posterior means E[z | x], in the floating dtype of ``X``.
         """
-        check_is_fitted(self)
-        X = self._validate_X(X)
-        return self._encode_mean(X).astype(X.dtype, copy=False)
+        return self.encode(X)
 
     def inverse_transform(self, X):
         """Decode latent codes to the mean of the likelihood, in data units.
@@ -193,17 +192,17 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
+        X_original : ndarray of shape (n_samples, ``n_features_in_``)
             E[x | z] for each code: probabilities for the Bernoulli likelihood,
             means for the Gaussian.
         """
-        check_is_fitted(self)
-        Z = self._validate_latent(X)
-        return self._decode_mean(Z)
+        return self.decode(X)
 
     @property
     def _n_features_out(self):
-        return self.n_components
+        # The fitted network's latent size, not the parameter: set_params after
+        # fit must not make get_feature_names_out disagree with transform.
+        return self.n_components_
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -75,23 +75,6 @@ def _tile(images, image_shape, n_cols):
     return np.clip(np.nan_to_num(canvas, nan=1.0), 0.0, 1.0)
 
 
-def _encode(estimator, X):
-    """Posterior means of ``X``; estimators without ``transform`` use the base's."""
-    if hasattr(estimator, "transform"):
-        return np.asarray(estimator.transform(X))
-    return estimator._encode_mean(estimator._validate_X(X))
-
-
-def _decode(estimator, Z):
-    """Decoder means E[x | z], in data units."""
-    if hasattr(estimator, "inverse_transform"):
-        return np.asarray(estimator.inverse_transform(Z))
-    Z = estimator._validate_latent(Z)
-    return estimator._from_model_space(
-        estimator.module_.likelihood.mean(estimator._decode(Z))
-    )
-
-
 class LatentSpaceDisplay:
     """Scatter plot of the latent codes ``transform(X)``, coloured by label.
 
@@ -153,7 +136,7 @@ class LatentSpaceDisplay:
         display : LatentSpaceDisplay
         """
         check_is_fitted(estimator)
-        Z = _encode(estimator, X)
+        Z = estimator.encode(X)
         if Z.shape[1] > 1 and (
             len(dims) != 2 or not all(0 <= int(d) < Z.shape[1] for d in dims)
         ):
@@ -340,7 +323,7 @@ class LatentManifoldDisplay:
         display : LatentManifoldDisplay
         """
         check_is_fitted(estimator)
-        n_latent = estimator._latent_dim
+        n_latent = estimator.n_components_
         if n_latent < 2:
             raise ValueError(
                 "LatentManifoldDisplay needs at least 2 latent dimensions; the "
@@ -363,7 +346,7 @@ class LatentManifoldDisplay:
         Z = np.zeros((n_points * n_points, n_latent))
         Z[:, dims[0]] = first.ravel()
         Z[:, dims[1]] = second.ravel()
-        images = _decode(estimator, Z)
+        images = estimator.decode(Z)
         return cls(images, grid=grid, image_shape=image_shape, dims=dims).plot(ax=ax)
 
     def plot(self, *, ax=None, cmap="gray_r"):
@@ -452,7 +435,7 @@ class ReconstructionDisplay:
         check_is_fitted(estimator)
         X = np.asarray(X)[:n_images]
         image_shape = _resolve_image_shape(image_shape, estimator, X.shape[1])
-        reconstructed = _decode(estimator, _encode(estimator, X))
+        reconstructed = estimator.decode(estimator.encode(X))
         if X_clean is None:
             rows, labels = [X, reconstructed], ["original", "reconstruction"]
         else:

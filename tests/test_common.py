@@ -12,7 +12,9 @@ from skvae import VAEOutlierDetector, VAETransformer
 def _small(estimator_class, **params):
     # Narrow networks and few epochs keep the ~50 checks, each fitting several
     # models, to seconds; the checks test the API, not the quality of the fit.
-    return estimator_class(hidden_layer_sizes=(16,), max_iter=5, random_state=0, **params)
+    return estimator_class(
+        hidden_layer_sizes=(16,), max_iter=5, random_state=0, device="cpu", **params
+    )
 
 
 ESTIMATORS = [

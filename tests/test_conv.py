@@ -45,7 +45,8 @@ def test_default_conv_network_is_the_classic_one():
 
 def _fit(X, **params):
     params = {"conv_channels": (4, 8), "conv_dense_width": 8, **params}
-    vae = VAETransformer(architecture="conv", max_iter=2, random_state=0, **params)
+    vae = VAETransformer(architecture="conv", max_iter=2, random_state=0, device="cpu",
+                         **params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return vae.fit(X)

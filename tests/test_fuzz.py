@@ -2,7 +2,9 @@
 
 For inputs of any shape, dtype and value, each method either returns or raises a
 documented exception (``ValueError`` for bad values or shapes, ``TypeError`` for
-wrong types, ``NotFittedError`` before ``fit``); finite input never gives
+wrong types, ``NotFittedError`` before ``fit``); valid input (the right number of
+columns, at least one row, finite values of moderate size, in [0, 1] for the
+Bernoulli likelihood) never raises at all; finite input never gives
 non-finite output; inputs are never modified; and inference (``transform``,
 ``score_samples``, ``predict``, ...) never changes the fitted estimator.
 """
@@ -36,7 +38,7 @@ fuzz = settings(
 
 def small(estimator_class, **params):
     defaults = dict(hidden_layer_sizes=(8,), max_iter=2, random_state=0,
-                    n_importance_samples=4)
+                    n_importance_samples=4, device="cpu")
     return estimator_class(**{**defaults, **params})
 
 
@@ -102,13 +104,27 @@ def assert_unchanged(estimator, before):
         np.testing.assert_equal(rest[key], before[1][key], err_msg=key)
 
 
-def call_checked(estimator, method, X):
-    """Call ``method``; documented errors pass, results must be finite for finite X."""
+def is_valid(X, n_columns, likelihood):
+    """Whether every method must accept ``X``: a refusal of it is a bug."""
+    if not (isinstance(X, np.ndarray) and X.dtype.kind in "biuf" and X.ndim == 2):
+        return False
+    if X.shape[0] < 1 or X.shape[1] < 1 or X.shape[1] != n_columns:
+        return False
+    values = X.astype(np.float64)
+    if not np.all(np.isfinite(values)) or np.abs(values).max() > 1e4:
+        return False
+    return likelihood != "bernoulli" or bool(values.min() >= 0 and values.max() <= 1)
+
+
+def call_checked(estimator, method, X, *, valid=False):
+    """Call ``method``; documented errors pass for invalid input, results are finite."""
     snapshot = np.array(X, copy=True) if isinstance(X, np.ndarray) else None
     flags = X.flags.writeable if isinstance(X, np.ndarray) else None
     try:
         result = getattr(estimator, method)(X)
     except DOCUMENTED:
+        if valid:
+            raise
         result = None
     if snapshot is not None:
         np.testing.assert_array_equal(X, snapshot)
@@ -124,14 +140,17 @@ def call_checked(estimator, method, X):
 
 def test_inference_on_any_array(fitted):
     for method in (m for m in INFERENCE if hasattr(fitted, m)):
-        n_columns = fitted.n_components if method == "inverse_transform" else N_FEATURES
+        decoding = method == "inverse_transform"
+        n_columns = fitted.n_components_ if decoding else N_FEATURES
+        likelihood = None if decoding else fitted.likelihood_
         before = fingerprint(fitted)
 
         @fuzz
         @given(X=st.one_of(arrays(n_columns), arrays(n_columns, finite=False),
                            other_inputs()))
         def check(X):
-            call_checked(fitted, method, X)
+            valid = is_valid(X, n_columns, likelihood)
+            call_checked(fitted, method, X, valid=valid)
             assert_unchanged(fitted, before)
 
         check()
@@ -173,6 +192,10 @@ def test_fit_on_any_array(estimator_class):
             try:
                 estimator.fit(X)
             except DOCUMENTED:
+                valid = is_valid(X, X.shape[1] if getattr(X, "ndim", 0) == 2 else -1,
+                                 likelihood)
+                if valid:
+                    raise
                 return
             finally:
                 if snapshot is not None:
@@ -181,7 +204,8 @@ def test_fit_on_any_array(estimator_class):
         assert np.all(np.isfinite(estimator.sample(3, random_state=0)))
         for method in INFERENCE:
             if hasattr(estimator, method) and method != "inverse_transform":
-                call_checked(estimator, method, X)
+                call_checked(estimator, method, X,
+                             valid=is_valid(X, X.shape[1], estimator.likelihood_))
 
     check()
 

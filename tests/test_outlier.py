@@ -17,7 +17,8 @@ ANOMALY_SCORES = ["log_likelihood", "reconstruction", "latent"]
 
 def small_detector(**params):
     defaults = dict(
-        hidden_layer_sizes=(16,), n_components=2, batch_size=32, max_iter=20, random_state=0
+        hidden_layer_sizes=(16,), n_components=2, batch_size=32, max_iter=20, random_state=0,
+        device="cpu",
     )
     return VAEOutlierDetector(**{**defaults, **params})
 

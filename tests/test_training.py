@@ -1,7 +1,9 @@
 """The training loop's steps, independent of the estimators."""
 
 import copy
+import warnings
 
+import numpy as np
 import torch
 
 from skvae._likelihoods import GaussianLikelihood
@@ -32,3 +34,22 @@ def test_trimmed_step_ignores_the_worst_explained_rows():
         _step_weights(module, torch.cat([normal, far]), 0.0),
         _step_weights(module, torch.cat([normal, farther]), 0.0),
     )
+
+
+def test_early_stopping_restores_the_weights_of_the_best_validation_epoch():
+    from skvae import VAETransformer
+
+    X = np.random.RandomState(0).normal(size=(40, 6))
+    params = dict(hidden_layer_sizes=(64,), early_stopping=True, validation_fraction=0.25,
+                  n_iter_no_change=30, learning_rate_init=3e-2, batch_size=10,
+                  random_state=0, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vae = VAETransformer(max_iter=30, **params).fit(X)
+        best_epoch = int(np.argmax(vae.validation_scores_)) + 1
+        # The best epoch is well inside the run, so keeping the last weights differs.
+        assert 1 < best_epoch < vae.n_iter_ - 5
+        # Training is deterministic: a run that ends at the best epoch has its weights.
+        reference = VAETransformer(max_iter=best_epoch, **params).fit(X)
+    assert vae.best_validation_score_ == max(vae.validation_scores_)
+    np.testing.assert_array_equal(vae.transform(X), reference.transform(X))

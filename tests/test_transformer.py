@@ -19,7 +19,7 @@ from skvae import VAETransformer
 
 
 def small_vae(**params):
-    defaults = dict(hidden_layer_sizes=(32,), max_iter=20, random_state=0)
+    defaults = dict(hidden_layer_sizes=(32,), max_iter=20, random_state=0, device="cpu")
     return VAETransformer(**{**defaults, **params})
 
 
@@ -279,5 +279,5 @@ def test_unpickles_on_the_cpu_when_the_training_device_is_missing(fitted, gaussi
     restored = pickle.loads(pickle.dumps(clone))
     assert all(p.device.type == "cpu" for p in restored.module_.parameters())
     if not torch.cuda.is_available():
-        assert restored._inference_device() == torch.device("cpu")
+        assert restored._device_here() == torch.device("cpu")
     np.testing.assert_array_equal(restored.score_samples(gaussian_data), expected)

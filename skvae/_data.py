@@ -1,0 +1,161 @@
+"""The data layer: between the user's columns and the network's tensors.
+
+:class:`DataSpace` is fitted once, in ``fit``. It knows the likelihood that
+models the columns and how they are scaled, turns validated rows into the
+float32 tensors the network reads, turns decoder output back into data in the
+user's units, and gives the log-determinant that turns densities of the scaled
+data into densities of the data as passed. Every conversion between numpy and
+torch for data rows happens here, so layout and dtype never reach the network:
+the same rows give the same tensor, bit for bit, whatever their memory order.
+
+Knows numpy and torch, not scikit-learn's estimator machinery.
+"""
+
+import numpy as np
+import torch
+
+from ._likelihoods import LIKELIHOODS, check_support, choose_likelihood
+
+
+class DataSpace:
+    """Fitted map from data rows to network tensors and back.
+
+    Parameters
+    ----------
+    likelihood : str
+        Name of the decoder likelihood, a key of ``LIKELIHOODS``.
+    shift, scale : ndarray of shape (n_features,)
+        Rows enter the network as ``(x - shift) / scale``.
+    """
+
+    def __init__(self, likelihood, shift, scale):
+        self.likelihood = likelihood
+        self.shift = shift
+        self.scale = scale
+
+    def __eq__(self, other):
+        return (
+            type(other) is type(self)
+            and self.likelihood == other.likelihood
+            and np.array_equal(self.shift, other.shift)
+            and np.array_equal(self.scale, other.scale)
+        )
+
+    __hash__ = None  # mutable arrays inside
+
+    @classmethod
+    def fit(cls, X, likelihood="auto", *, estimator_name):
+        """Choose the likelihood (for ``"auto"``) and fit the scaling to ``X``.
+
+        Real-valued data (Gaussian likelihood) are standardised per feature;
+        data in [0, 1] for the Bernoulli likelihood are left as they are.
+        """
+        if likelihood == "auto":
+            likelihood = choose_likelihood(X)
+        else:
+            check_support(X, likelihood, estimator_name=estimator_name)
+        n_features = X.shape[1]
+        if likelihood != "gaussian":
+            return cls(likelihood, np.zeros(n_features), np.ones(n_features))
+        # Overflow is reported below, with advice, rather than as numpy's warning.
+        with np.errstate(over="ignore", invalid="ignore"):
+            shift = X.mean(axis=0, dtype=np.float64)
+            scale = X.std(axis=0, dtype=np.float64)
+        if not (np.all(np.isfinite(shift)) and np.all(np.isfinite(scale))):
+            raise ValueError(
+                "The mean or standard deviation of X overflows float64 (values "
+                f"up to {np.max(np.abs(X)):.3g}). Rescale X, for example with "
+                "StandardScaler, before fitting."
+            )
+        # Constant features keep unit scale, as in StandardScaler.
+        scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(1, np.abs(shift))] = 1.0
+        return cls(likelihood, shift, scale)
+
+    @property
+    def n_features(self):
+        return self.shift.shape[0]
+
+    @property
+    def log_abs_det(self):
+        """log|det| of the scaling map, in nats per row.
+
+        A log-density of the scaled data minus this is the log-density of the data
+        as the user passed it.
+        """
+        return float(np.log(self.scale).sum())
+
+    @property
+    def is_identity(self):
+        return not self.shift.any() and bool(np.all(self.scale == 1.0))
+
+    def check_support(self, X, *, estimator_name, what="X"):
+        """Raise ``ValueError`` if ``X`` holds values the likelihood cannot model."""
+        check_support(X, self.likelihood, estimator_name=estimator_name, what=what)
+
+    def to_tensor(self, X, device):
+        """Validated rows ``X`` as a C-contiguous float32 tensor on ``device``.
+
+        C order matters: torch picks its matrix kernels by stride, so a
+        column-major array (a pandas frame) would round differently from the same
+        rows in row-major order.
+        """
+        # Rows beyond float64 after scaling become inf here; inference reports them
+        # as too far outside the training data, not as numpy warnings.
+        with np.errstate(over="ignore"):
+            if self.is_identity:
+                # (x - 0) / 1 is x exactly: one float32 copy, no float64 round trip.
+                scaled = np.ascontiguousarray(X, dtype=np.float32)
+            else:
+                scaled = np.ascontiguousarray(
+                    (np.asarray(X, dtype=np.float64) - self.shift) / self.scale
+                )
+        return torch.as_tensor(scaled, dtype=torch.float32, device=device)
+
+    def to_data(self, values):
+        """Decoder-space values (a numpy array) as float64 data in the user's units."""
+        return np.asarray(values).astype(np.float64) * self.scale + self.shift
+
+    # ------------------------------------------------------------ persistence
+
+    def get_state(self):
+        """The fitted state as JSON-ready data."""
+        return {
+            "likelihood": self.likelihood,
+            "shift": self.shift.tolist(),
+            "scale": self.scale.tolist(),
+        }
+
+    @classmethod
+    def from_state(cls, state, n_features):
+        """Rebuild from :meth:`get_state`'s output, checking every entry.
+
+        Raises
+        ------
+        ValueError
+            Naming the entry that is missing or inconsistent.
+        """
+        if not isinstance(state, dict) or set(state) != {"likelihood", "shift", "scale"}:
+            raise ValueError("the data scaling entry is malformed.")
+        if state["likelihood"] not in LIKELIHOODS:
+            raise ValueError(f"the likelihood {state['likelihood']!r} is not known.")
+        arrays = {}
+        for key in ("shift", "scale"):
+            values = state[key]
+            if not (
+                isinstance(values, list)
+                and len(values) == n_features
+                and all(type(v) in (int, float) for v in values)
+            ):
+                raise ValueError(f"the scaling's {key} is not {n_features} numbers.")
+            arrays[key] = np.array(values, dtype=np.float64)
+            if not np.all(np.isfinite(arrays[key])):
+                raise ValueError(f"the scaling's {key} holds NaN or infinite values.")
+        if not np.all(arrays["scale"] > 0):
+            raise ValueError("the scaling's scale holds values that are not positive.")
+        space = cls(state["likelihood"], arrays["shift"], arrays["scale"])
+        if space.likelihood != "gaussian" and not space.is_identity:
+            raise ValueError(
+                f"the {space.likelihood} likelihood models unscaled data, but the "
+                "file holds a scaling for it."
+            )
+        return space

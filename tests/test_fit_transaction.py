@@ -1,0 +1,199 @@
+"""Fitting is a transaction: whatever stops ``fit``, and wherever, the estimator is
+its previous fitted self, whole, or a new model whose parts all belong together.
+
+An interrupt is injected at one line after another of skvae's own code during a
+fit (``sys.settrace``), from input validation to the outlier threshold computed
+after training; after each, the estimator is compared with the model before the
+call and with the models a clean fit gives.
+"""
+
+import copy
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+import skvae
+from skvae._data import DataSpace
+from skvae._outlier import tukey_lower_fence
+from skvae._persistence import _estimator_classes
+
+ESTIMATOR_CLASSES = [cls for _, cls in sorted(_estimator_classes().items())]
+SKVAE_DIR = skvae.__file__.rsplit("/", 1)[0]
+
+
+def small(estimator_class, **params):
+    defaults = dict(hidden_layer_sizes=(8,), max_iter=3, batch_size=20, random_state=0,
+                    likelihood="gaussian", n_importance_samples=3, device="cpu")
+    return estimator_class(**{**defaults, **params})
+
+
+def fit_quietly(estimator, X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return estimator.fit(X)
+
+
+def fingerprint(estimator):
+    """Copies of the fitted state (weights and attributes), parameters left out."""
+    params = estimator.get_params(deep=False)
+    state = {k: v.detach().clone() for k, v in estimator.module_.state_dict().items()}
+    rest = {k: copy.deepcopy(v) for k, v in vars(estimator).items()
+            if k != "module_" and k not in params}
+    return state, rest
+
+
+def same_fingerprint(a, b):
+    if a[0].keys() != b[0].keys() or a[1].keys() != b[1].keys():
+        return False
+    if not all(torch.equal(a[0][k], b[0][k]) for k in a[0]):
+        return False
+    try:
+        for key in a[1]:
+            np.testing.assert_equal(a[1][key], b[1][key])
+    except AssertionError:
+        return False
+    return True
+
+
+class _Interrupt:
+    """A trace function that raises KeyboardInterrupt at the n-th line run in skvae."""
+
+    def __init__(self, at_line=None):
+        self.at_line, self.count = at_line, 0
+
+    def __call__(self, frame, event, arg):
+        if not frame.f_code.co_filename.startswith(SKVAE_DIR):
+            return None
+        if event == "line":
+            self.count += 1
+            if self.count == self.at_line:
+                raise KeyboardInterrupt
+        return self
+
+
+def run_traced(function, tracer):
+    sys.settrace(tracer)
+    try:
+        return function()
+    finally:
+        sys.settrace(None)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.RandomState(0)
+    return rng.normal(size=(60, 4)) * [1, 2, 3, 4] + 3, rng.normal(size=(60, 4)) * 5 - 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("warm_start", [False, True], ids=["refit", "warm-start"])
+@pytest.mark.parametrize("estimator_class", ESTIMATOR_CLASSES,
+                         ids=[c.__name__ for c in ESTIMATOR_CLASSES])
+def test_an_interrupt_anywhere_in_fit_leaves_the_old_model_or_a_consistent_new_one(
+    estimator_class, warm_start, data
+):
+    X_old, X_new = data
+    previous = fit_quietly(small(estimator_class, warm_start=warm_start), X_old)
+    before = fingerprint(previous)
+    new_params = {} if warm_start else {"random_state": 1, "n_components": 3}
+
+    def refit(estimator):
+        return lambda: fit_quietly(estimator.set_params(**new_params), X_new)
+
+    counter = _Interrupt()
+    run_traced(refit(copy.deepcopy(previous)), counter)
+    n_lines = counter.count
+    positions = sorted(set(np.linspace(1, n_lines, 30).astype(int))
+                       | set(range(max(1, n_lines - 150), n_lines + 1, 4)))
+    outcomes = {"previous": 0, "new": 0}
+    for position in positions:
+        estimator = copy.deepcopy(previous)
+        try:
+            run_traced(refit(estimator), _Interrupt(position))
+        except KeyboardInterrupt:
+            pass  # the interrupt escaped fit (not absorbed by the training loop)
+        if same_fingerprint(fingerprint(estimator), before):
+            outcomes["previous"] += 1
+            continue
+        # Otherwise a whole new model: every part of it from the new fit.
+        outcomes["new"] += 1
+        assert estimator.n_iter_ == len(estimator.loss_curve_)
+        epochs = estimator.n_iter_ - (previous.n_iter_ if warm_start else 0)
+        expected_space = previous._data_space if warm_start else DataSpace.fit(
+            X_new, "gaussian", estimator_name="test")
+        assert estimator._data_space == expected_space, position
+        if epochs >= 1:
+            reference = copy.deepcopy(previous).set_params(max_iter=epochs, **new_params)
+            fit_quietly(reference, X_new)
+            np.testing.assert_array_equal(estimator.encode(X_new), reference.encode(X_new))
+        else:
+            assert np.all(np.isfinite(estimator.score_samples(X_new)))
+        if hasattr(estimator, "offset_"):
+            assert estimator.offset_ == tukey_lower_fence(estimator.score_samples(X_new))
+    # Both outcomes were reached: the sweep covered training and the code around it.
+    assert outcomes["previous"] > 5 and outcomes["new"] > 5, outcomes
+
+
+@pytest.mark.parametrize("estimator_class", ESTIMATOR_CLASSES,
+                         ids=[c.__name__ for c in ESTIMATOR_CLASSES])
+def test_an_error_after_training_keeps_the_previous_model(estimator_class, data,
+                                                         monkeypatch):
+    X_old, X_new = data
+    estimator = fit_quietly(small(estimator_class), X_old)
+    before = fingerprint(estimator)
+
+    def fail(*args, **kwargs):
+        raise MemoryError("no memory left for the threshold")
+
+    monkeypatch.setattr(estimator_class, "_fit_after_training", fail)
+    with pytest.raises(MemoryError):
+        fit_quietly(estimator.set_params(n_components=3), X_new)
+    assert same_fingerprint(fingerprint(estimator), before)
+
+
+def test_a_failed_first_fit_leaves_an_unfitted_estimator(data, monkeypatch):
+    estimator = small(skvae.VAETransformer)
+    monkeypatch.setattr(skvae.VAETransformer, "_fit_after_training",
+                        lambda self, X: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        fit_quietly(estimator, data[0])
+    assert not any(key.endswith("_") and not key.startswith("__") for key in vars(estimator))
+
+
+@pytest.mark.parametrize("estimator_class", ESTIMATOR_CLASSES,
+                         ids=[c.__name__ for c in ESTIMATOR_CLASSES])
+@pytest.mark.parametrize(
+    "change",
+    [{"n_components": 3}, {"hidden_layer_sizes": (4,)}, {"activation": "tanh"},
+     {"architecture": "conv"}, {"likelihood": "bernoulli"}],
+    ids=["n_components", "widths", "activation", "architecture", "likelihood"],
+)
+def test_warm_start_with_a_network_changing_parameter_is_a_clear_error(
+    estimator_class, change, data
+):
+    X = data[0]
+    estimator = fit_quietly(small(estimator_class, warm_start=True), X)
+    before = fingerprint(estimator)
+    estimator.set_params(**change)
+    (name,) = change
+    with pytest.raises(ValueError, match=f"warm_start=True.*{name}.*warm_start=False"):
+        estimator.fit(X)
+    assert same_fingerprint(fingerprint(estimator), before)
+    restored = {k: v for k, v in small(estimator_class).get_params().items() if k in change}
+    estimator.set_params(**restored)
+    # Parameters that do not shape the network may change between warm starts.
+    fit_quietly(estimator.set_params(learning_rate_init=1e-4, beta=0.5, max_iter=1), X)
+    assert estimator.n_iter_ == 4
+
+
+def test_set_params_after_fit_keeps_transform_and_feature_names_in_agreement(data):
+    X = data[0]
+    vae = fit_quietly(small(skvae.VAETransformer, n_components=2), X)
+    vae.set_params(n_components=5)
+    assert vae.transform(X).shape[1] == 2 == len(vae.get_feature_names_out())
+    fit_quietly(vae, X)
+    assert vae.transform(X).shape[1] == 5 == len(vae.get_feature_names_out())
