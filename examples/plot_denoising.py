@@ -16,27 +16,27 @@ Reads the MNIST files in ``../shared/data/mnist``, falling back to scikit-learn'
 """
 
 import os
-import sys
 import warnings
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from skvae import VAETransformer
+from skvae.plotting import ReconstructionDisplay
 
-from skvae import VAETransformer  # noqa: E402
-from skvae.plotting import ReconstructionDisplay  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _data import load_images  # noqa: E402
+# _data.py, next to the examples: MNIST when its files are at hand, else the digits.
+from _data import load_images
 
 QUICK = os.environ.get("SKVAE_EXAMPLE_QUICK") == "1"
 OUTPUT = Path(__file__).resolve().parent / "output"
 OUTPUT.mkdir(exist_ok=True)
 warnings.simplefilter("ignore", ConvergenceWarning)  # quick runs stop at max_iter
+
+# %%
+# Train on clean images
+# ---------------------
 
 X_train, X_test, _, _, image_shape, name = load_images(n_train=300 if QUICK else None)
 # "conv" selects the convolutional network; on 8,000 images and a few minutes of
@@ -49,6 +49,10 @@ vae = VAETransformer(
 )
 vae.fit(X_train)
 
+# %%
+# Corrupt test images, then encode and decode them
+# ------------------------------------------------
+
 rng = np.random.RandomState(0)
 X_clean = X_test[:12]
 X_noisy = X_clean.copy()
@@ -59,6 +63,10 @@ denoised = vae.inverse_transform(vae.transform(X_noisy))
 print(f"{name}: mean squared error to the clean images: noisy "
       f"{np.mean((X_noisy - X_clean) ** 2):.4f}, reconstructed "
       f"{np.mean((denoised - X_clean) ** 2):.4f}")
+
+# %%
+# Clean, noisy and reconstructed images
+# -------------------------------------
 
 fig, ax = plt.subplots(figsize=(12, 3.6))
 ReconstructionDisplay.from_estimator(vae, X_noisy, X_clean=X_clean, n_images=12, ax=ax)

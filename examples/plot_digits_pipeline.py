@@ -16,25 +16,26 @@ import os
 import warnings
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.decomposition import PCA  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import MinMaxScaler  # noqa: E402
-
-from skvae import VAETransformer  # noqa: E402
-from skvae.plotting import LatentSpaceDisplay  # noqa: E402
+from skvae import VAETransformer
+from skvae.plotting import LatentSpaceDisplay
 
 QUICK = os.environ.get("SKVAE_EXAMPLE_QUICK") == "1"
 OUTPUT = Path(__file__).resolve().parent / "output"
 OUTPUT.mkdir(exist_ok=True)
 warnings.simplefilter("ignore", ConvergenceWarning)  # quick runs stop at max_iter
+
+# %%
+# Fit four pipelines: PCA or a VAE, with 2 or 8 components
+# --------------------------------------------------------
 
 X, y = load_digits(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(
@@ -57,6 +58,10 @@ for n_components in (2, 8):
         pipelines[name, n_components] = pipeline
         print(f"{name} {n_components}-D codes -> logistic regression: test accuracy "
               f"{pipeline.score(X_test, y_test):.3f}")
+
+# %%
+# The 2-D codes of the test digits
+# --------------------------------
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
 for ax, name in zip(axes, ("PCA", "VAE")):

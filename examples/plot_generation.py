@@ -14,26 +14,26 @@ Reads the MNIST files in ``../shared/data/mnist``, falling back to scikit-learn'
 """
 
 import os
-import sys
 import warnings
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+from sklearn.exceptions import ConvergenceWarning
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from skvae import VAETransformer
+from skvae.plotting import ImageGridDisplay
 
-from skvae import VAETransformer  # noqa: E402
-from skvae.plotting import ImageGridDisplay  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _data import load_images  # noqa: E402
+# _data.py, next to the examples: MNIST when its files are at hand, else the digits.
+from _data import load_images
 
 QUICK = os.environ.get("SKVAE_EXAMPLE_QUICK") == "1"
 OUTPUT = Path(__file__).resolve().parent / "output"
 OUTPUT.mkdir(exist_ok=True)
 warnings.simplefilter("ignore", ConvergenceWarning)  # quick runs stop at max_iter
+
+# %%
+# Fit a VAE with a 16-D latent space
+# ----------------------------------
 
 X_train, X_test, _, _, image_shape, name = load_images(n_train=300 if QUICK else None)
 # "conv" selects the convolutional network; on 8,000 images and a few minutes of
@@ -47,6 +47,10 @@ vae = VAETransformer(
 vae.fit(X_train)
 log_likelihood = vae.score(X_test[: 100 if QUICK else 500])
 print(f"{name}: held-out log-likelihood {log_likelihood:.1f} nats per image")
+
+# %%
+# Real images, decoder means and full samples
+# -------------------------------------------
 
 fig, axes = plt.subplots(1, 3, figsize=(15, 5.4))
 ImageGridDisplay(X_test[:64], image_shape=image_shape, n_cols=8).plot(ax=axes[0])

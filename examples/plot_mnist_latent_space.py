@@ -22,30 +22,32 @@ examples/plot_mnist_latent_space.py``; figures go to ``examples/output/``.
 """
 
 import os
-import sys
 import warnings
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+from sklearn.exceptions import ConvergenceWarning
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-
-from skvae import VAETransformer  # noqa: E402
-from skvae.plotting import (  # noqa: E402
+from skvae import VAETransformer
+from skvae.plotting import (
     LatentManifoldDisplay,
     LatentSpaceDisplay,
     TrainingCurveDisplay,
 )
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _data import load_images  # noqa: E402
+# _data.py, next to the examples: MNIST when its files are at hand, else the digits.
+from _data import load_images
 
 QUICK = os.environ.get("SKVAE_EXAMPLE_QUICK") == "1"
 OUTPUT = Path(__file__).resolve().parent / "output"
 OUTPUT.mkdir(exist_ok=True)
 warnings.simplefilter("ignore", ConvergenceWarning)  # quick runs stop at max_iter
+
+# %%
+# Fit a VAE with a 2-D latent space
+# ---------------------------------
+# ``early_stopping=True`` holds out a tenth of the training images and keeps the
+# weights of the epoch with the best held-out ELBO.
 
 X_train, X_test, y_train, y_test, image_shape, name = load_images(
     n_train=300 if QUICK else None
@@ -62,6 +64,12 @@ vae.fit(X_train)
 print(f"{name}: {vae.n_iter_} epochs, held-out log-likelihood "
       f"{vae.score(X_test[: 100 if QUICK else 500]):.1f} nats per image")
 
+# %%
+# The latent space and the decoded grid
+# -------------------------------------
+# Left, ``transform`` of the test images, coloured by digit; right, the images
+# the decoder produces over a regular grid of latent points.
+
 fig, axes = plt.subplots(1, 2, figsize=(15, 7))
 LatentSpaceDisplay.from_estimator(vae, X_test, y_test, ax=axes[0])
 axes[0].set_title(f"{name} test images in the 2-D latent space")
@@ -71,6 +79,12 @@ fig.tight_layout()
 path = OUTPUT / "mnist_latent_space.png"
 fig.savefig(path, dpi=100)
 print(f"wrote {path}")
+
+# %%
+# The training curve
+# ------------------
+# ``loss_curve_`` (negative ELBO of the training images, nats per image) and
+# ``validation_scores_`` (held-out ELBO) after each epoch.
 
 fig, ax = plt.subplots(figsize=(6, 4))
 TrainingCurveDisplay.from_estimator(vae, ax=ax)

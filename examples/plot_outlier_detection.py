@@ -1,7 +1,6 @@
 """
-=============================================
 Outlier detection with a variational autoencoder
-=============================================
+================================================
 
 Fit :class:`skvae.VAEOutlierDetector` without labels on data that contains
 anomalies, and look at where its threshold falls in the distribution of scores.
@@ -21,9 +20,6 @@ With ``contamination="auto"`` it is Tukey's lower fence of the training scores.
 import warnings
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_breast_cancer
@@ -51,6 +47,10 @@ def load_data():
     return X[keep], y[keep], "breast cancer (malignant thinned to 5 %)"
 
 
+# %%
+# Fit the detector without labels
+# -------------------------------
+
 X, y, name = load_data()
 X_train, X_test, y_train, y_test = train_test_split(
     X, y, test_size=0.3, stratify=y, random_state=0
@@ -60,6 +60,10 @@ detector = make_pipeline(MinMaxScaler(), VAEOutlierDetector(max_iter=30, random_
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", ConvergenceWarning)  # 30 epochs is a short budget
     detector.fit(X_train)  # no labels: the training part contains the anomalies
+
+# %%
+# Score held-out rows and apply the threshold
+# -------------------------------------------
 
 scores = detector.score_samples(X_test)
 offset = detector[-1].offset_
