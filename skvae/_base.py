@@ -27,6 +27,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._data import DataSpace
 from ._devices import resolve_device, usable_device
+from ._draws import row_keys, standard_normal_per_row
 from ._inference import CHUNK_ROWS, importance_chunk_rows, map_in_fixed_chunks, map_rows
 from ._likelihoods import LIKELIHOODS
 from ._networks import ACTIVATIONS, NetworkSpec
@@ -518,22 +519,31 @@ class BaseVAE(BaseEstimator):
 
     # ------------------------------------------------------------- scoring
 
-    def score_samples(self, X):
+    def score_samples(self, X, *, random_state=None):
         """Estimate the log-likelihood ``log p(x)`` of each row, in nats.
 
         Uses the importance-weighted bound of Burda et al. (2016) with
         ``n_importance_samples`` posterior draws; with one draw it is the ELBO.
         The estimate is for the data as passed, so internal standardisation is
         accounted for and values compare with
-        :meth:`sklearn.mixture.GaussianMixture.score_samples` on the same data. The
-        draws are fixed when the model is fitted, so scores are deterministic and a
-        row's score does not depend on the other rows in the call.
+        :meth:`sklearn.mixture.GaussianMixture.score_samples` on the same data.
+
+        Each row gets posterior draws of its own, from a generator keyed by the
+        fitted model's seed and the row's content: scores are deterministic, a
+        row's score does not depend on the other rows in the call, and the
+        Monte-Carlo errors of different rows are independent, so they average
+        out in :meth:`score`.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data to score. With the Bernoulli likelihood, values must lie in
-            [0, 1].
+            Data to score. With the Bernoulli likelihood, values outside [0, 1]
+            are scored as the nearest bound, after a ``UserWarning``.
+        random_state : int, RandomState instance or None, default=None
+            ``None`` uses the fitted model's draws (the deterministic default).
+            Anything else seeds another, independent set of draws, still one per
+            row: the spread of the scores over a few seeds is the Monte-Carlo
+            error of the estimate.
 
         Returns
         -------
@@ -542,19 +552,18 @@ class BaseVAE(BaseEstimator):
         """
         check_is_fitted(self)
         X = self._validate_X(X)
-        self._data_space.check_support(X, estimator_name=type(self).__name__)
-        return self._log_likelihood(X)
+        self._data_space.check_support(X, estimator_name=type(self).__name__, clip=True)
+        return self._log_likelihood(X, random_state)
 
-    def _log_likelihood(self, X):
-        noise = torch.randn(
-            (self.n_importance_samples, self._network_spec.n_components),
-            generator=torch.Generator().manual_seed(self._noise_seed),
-        ).to(self._device_here())
-        log_px = self._map_rows(
-            lambda x: self.module_.log_likelihood(x, noise),
-            X,
-            importance_chunk_rows(self.n_importance_samples),
-        )
+    def _log_likelihood(self, X, random_state=None):
+        seed = self._noise_seed if random_state is None else seed_from(random_state)
+        n_draws, n_components = self.n_importance_samples, self.n_components_
+
+        def log_px(x):
+            noise = standard_normal_per_row(row_keys(x, seed), n_draws, n_components)
+            return self.module_.log_likelihood(x, noise)
+
+        log_px = self._map_rows(log_px, X, importance_chunk_rows(n_draws))
         log_px -= self._data_space.log_abs_det
         return log_px
 

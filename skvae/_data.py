@@ -11,10 +11,12 @@ the same rows give the same tensor, bit for bit, whatever their memory order.
 Knows numpy and torch, not scikit-learn's estimator machinery.
 """
 
+import warnings
+
 import numpy as np
 import torch
 
-from ._likelihoods import LIKELIHOODS, check_support, choose_likelihood
+from ._likelihoods import LIKELIHOODS, check_support, choose_likelihood, outside_support
 
 
 class DataSpace:
@@ -88,9 +90,29 @@ class DataSpace:
     def is_identity(self):
         return not self.shift.any() and bool(np.all(self.scale == 1.0))
 
-    def check_support(self, X, *, estimator_name, what="X"):
-        """Raise ``ValueError`` if ``X`` holds values the likelihood cannot model."""
-        check_support(X, self.likelihood, estimator_name=estimator_name, what=what)
+    def check_support(self, X, *, estimator_name, what="X", clip=False):
+        """Refuse, or with ``clip`` warn about, values the likelihood cannot model.
+
+        With ``clip=True`` values outside the Bernoulli likelihood's [0, 1] are
+        scored as the nearest bound (:meth:`to_tensor` clips them) after a
+        ``UserWarning``: held-out rows after ``MinMaxScaler`` stray a little
+        outside the range of the training rows, and a density estimate should
+        score them rather than fail in the middle of a cross-validation.
+        """
+        bounds = outside_support(X, self.likelihood)
+        if bounds is None:
+            return
+        if not clip:
+            check_support(X, self.likelihood, estimator_name=estimator_name, what=what)
+        warnings.warn(
+            f"{what} contains values outside [0, 1] (min={bounds[0]:.6g}, "
+            f"max={bounds[1]:.6g}), which the 'bernoulli' likelihood of this "
+            f"{estimator_name} does not model; they are scored as the nearest of 0 "
+            "and 1. Fit with likelihood='gaussian' to score them as they are, or "
+            "scale with MinMaxScaler(clip=True).",
+            UserWarning,
+            stacklevel=3,
+        )
 
     def to_tensor(self, X, device):
         """Validated rows ``X`` as a C-contiguous float32 tensor on ``device``.
@@ -102,9 +124,11 @@ class DataSpace:
         # Rows beyond float64 after scaling become inf here; inference reports them
         # as too far outside the training data, not as numpy warnings.
         with np.errstate(over="ignore"):
-            if self.is_identity:
-                # (x - 0) / 1 is x exactly: one float32 copy, no float64 round trip.
-                scaled = np.ascontiguousarray(X, dtype=np.float32)
+            if self.likelihood == "bernoulli":
+                # Unscaled; values a rounding error (or, after a warning, more)
+                # outside [0, 1] are scored as the bound. In-range values are copied
+                # exactly, with no float64 round trip.
+                scaled = np.clip(np.ascontiguousarray(X, dtype=np.float32), 0.0, 1.0)
             else:
                 scaled = np.ascontiguousarray(
                     (np.asarray(X, dtype=np.float64) - self.shift) / self.scale

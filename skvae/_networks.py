@@ -200,11 +200,15 @@ class VAE(nn.Module):
     def log_likelihood(self, x, noise):
         """Importance-weighted estimate of log p(x), one value per row.
 
-        ``noise`` has shape (K, n_components) and is shared by all rows, so a row's
-        estimate does not depend on the other rows in the batch.
+        ``noise`` holds K standard-normal draws per row, shape
+        (K, n, n_components), or K draws shared by every row, shape
+        (K, n_components). Either way a row's estimate depends on its own draws
+        only, not on the other rows in the batch.
         """
         mean, log_variance = self.encoder(x)
-        z = reparameterize(mean, log_variance, noise[:, None, :])  # (K, n, d)
+        if noise.dim() == 2:
+            noise = noise[:, None, :]
+        z = reparameterize(mean, log_variance, noise)  # (K, n, d)
         decoded = self.decoder(z.reshape(-1, z.shape[-1]))
         decoded = decoded.reshape(z.shape[0], z.shape[1], -1)
         return importance_weighted_log_likelihood(

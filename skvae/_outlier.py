@@ -109,8 +109,11 @@ default="log_likelihood"
         Distribution of the data given the latent code. Gaussian by default, on
         internally standardised features, because anomaly detection must score
         rows outside the range of the training data. With ``"bernoulli"`` (and
-        ``"auto"`` on data in [0, 1]) scoring rows with values outside [0, 1]
-        raises ``ValueError``: the model gives them probability zero.
+        ``"auto"`` on binary or image-like data, see
+        :class:`~skvae.VAETransformer`) scoring rows with values outside [0, 1]
+        raises ``ValueError``: the model gives them probability zero, and
+        clipping them, as :class:`~skvae.VAETransformer` does, could hide the
+        very rows a detector is for.
     beta : float, default=1.0
         Weight of the KL term in the training objective.
     batch_size : int, default=128
@@ -132,11 +135,12 @@ default="log_likelihood"
     n_iter_no_change : int, default=10
         Epochs without improvement before training stops.
     n_importance_samples : int, default=50
-        Posterior samples per row for ``anomaly_score="log_likelihood"``.
+        Posterior samples per row (independent for each row) for
+        ``anomaly_score="log_likelihood"``.
     device : str or torch.device, default="auto"
         Where to train and compute: ``"auto"`` uses CUDA when available.
     random_state : int, RandomState instance or None, default=None
-        Seeds the weights, minibatch order, training noise and the fixed draws
+        Seeds the weights, minibatch order, training noise and the per-row draws
         used for scoring. Pass an int for reproducible results.
     verbose : int, default=0
         Print the loss after every epoch when positive.
@@ -287,7 +291,7 @@ default="log_likelihood"
             raise ValueError(f"offset={offset!r} is not a finite number.")
         return {**super()._fitted_attributes_from_state(state, weights), "offset_": float(offset)}
 
-    def score_samples(self, X):
+    def score_samples(self, X, *, random_state=None):
         """Normality score of each row: higher is more normal.
 
         The quantity chosen by ``anomaly_score``, by default the estimated
@@ -298,6 +302,12 @@ default="log_likelihood"
         ----------
         X : array-like of shape (n_samples, n_features)
             Data to score. Values outside the training range are allowed.
+        random_state : int, RandomState instance or None, default=None
+            With ``anomaly_score="log_likelihood"``: ``None`` uses the fitted
+            model's posterior draws (one independent set per row); anything else
+            seeds another set, to see the Monte-Carlo error, as in
+            :meth:`VAETransformer.score_samples`. The other scores draw nothing
+            and ignore it.
 
         Returns
         -------
@@ -305,7 +315,7 @@ default="log_likelihood"
             Higher for more normal rows, lower for outliers.
         """
         check_is_fitted(self)
-        return self._anomaly_scores(self._validate_X(X))
+        return self._anomaly_scores(self._validate_X(X), random_state)
 
     def decision_function(self, X):
         """``score_samples(X) - offset_``: negative for outliers, positive for inliers.
@@ -337,13 +347,13 @@ default="log_likelihood"
         """
         return np.where(self.decision_function(X) < 0, -1, 1)
 
-    def _anomaly_scores(self, X):
+    def _anomaly_scores(self, X, random_state=None):
         # The Bernoulli likelihood gives such rows probability zero; a score of
         # -inf would be exact but breaks means, plots and thresholds, so they are
         # refused as VAETransformer.score_samples refuses them.
         self._data_space.check_support(X, estimator_name=type(self).__name__)
         if self.anomaly_score == "log_likelihood":
-            return self._log_likelihood(X)
+            return self._log_likelihood(X, random_state)
         term = {"reconstruction": reconstruction_log_prob, "latent": negative_kl}[
             self.anomaly_score
         ]

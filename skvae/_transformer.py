@@ -58,8 +58,12 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         data in [0, 1] (binary data, images scaled to [0, 1]); ``"gaussian"``
         models real values with a learned variance per feature, after
         standardising each feature internally. ``"auto"`` picks ``"bernoulli"``
-        when all training values lie in [0, 1] and ``"gaussian"`` otherwise; the
-        choice is stored in ``likelihood_``.
+        for binary or image-like data, all values in [0, 1] with at least a
+        tenth of them on 0 or 1 (rounding errors at the bounds ignored), and
+        ``"gaussian"`` otherwise, so continuous features rescaled into [0, 1] by
+        ``MinMaxScaler`` get a Gaussian in every cross-validation fold; the choice
+        is stored in ``likelihood_``. A Bernoulli model scores values outside
+        [0, 1] as the nearest bound, with a ``UserWarning``.
     beta : float, default=1.0
         Weight of the KL term. 1 is the standard VAE and gives a proper bound on
         the log-likelihood; larger values trade reconstruction for a smoother
@@ -86,16 +90,18 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
     n_iter_no_change : int, default=10
         Epochs without improvement before training stops.
     n_importance_samples : int, default=50
-        Posterior samples per row in :meth:`score_samples`. 1 gives the ELBO; more
-        give a tighter estimate of log p(x) at proportionally more cost.
+        Posterior samples per row in :meth:`score_samples`, drawn independently
+        for each row. 1 gives the ELBO; more give a tighter estimate of log p(x),
+        with a Monte-Carlo error falling about as one over their square root, at
+        proportionally more cost.
     device : str or torch.device, default="auto"
         Where to train and compute: ``"auto"`` uses CUDA when available, else the
         CPU. A model fitted on a GPU can be unpickled and used on a CPU-only
         machine.
     random_state : int, RandomState instance or None, default=None
-        Seeds the weights, the minibatch order, the training noise and the fixed
-        draws used by :meth:`score_samples`. Pass an int for reproducible results;
-        fitting never changes numpy's or torch's global random state.
+        Seeds the weights, the minibatch order, the training noise and the
+        per-row draws of :meth:`score_samples`. Pass an int for reproducible
+        results; fitting never changes numpy's or torch's global random state.
     verbose : int, default=0
         Print the loss after every epoch when positive.
     warm_start : bool, default=False

@@ -24,3 +24,25 @@ def test_command_line_runs_the_demo(tmp_path, capsys):
     assert main(["demo", "--output-dir", str(tmp_path), "--max-iter", "1"]) == 0
     assert "latent-space classifier" in capsys.readouterr().out
     assert (tmp_path / "latent_space.png").exists()
+
+
+def test_command_line_help_version_and_errors(capsys):
+    import skvae
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"skvae {skvae.__version__}"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = capsys.readouterr().out
+    assert "demo" in help_text and "``" not in help_text
+    # No command: say which commands exist, and fail.
+    assert main([]) == 2
+    assert "demo" in capsys.readouterr().out
+    for bad in ("0", "-3", "many"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["demo", "--max-iter", bad])
+        assert exit_info.value.code == 2
+        error = capsys.readouterr().err
+        assert "--max-iter" in error and "Traceback" not in error
