@@ -61,7 +61,8 @@ class BaseVAE(BaseEstimator):
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
+        # Bounded: each row draws n_importance_samples * n_components normals.
+        "n_importance_samples": [Interval(Integral, 1, 2**20, closed="both")],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -133,19 +134,21 @@ class BaseVAE(BaseEstimator):
         self : object
             The fitted estimator.
         """
-        before = dict(vars(self))
-        try:
-            X = self._fit_network(X)
-            self.__dict__.update(self._fit_after_training(X))
-        except BaseException:
-            # One assignment: whatever stopped fit (an error, KeyboardInterrupt),
-            # the estimator is again its previous fitted self, or unfitted.
-            self.__dict__ = before
-            raise
+        # Fitted on a shallow copy, then committed in one assignment: whatever stops
+        # fit (an error, KeyboardInterrupt), the estimator is still its previous
+        # fitted self, or unfitted; other threads see the old model or the new one.
+        trained = object.__new__(type(self))
+        trained.__dict__ = dict(vars(self))
+        X = trained._fit_network(X)
+        trained.__dict__.update(trained._fit_after_training(X))
+        self.__dict__ = dict(vars(trained))
         return self
 
     def _fit_network(self, X):
-        """Fit data layer and network, commit them with the history; return validated X."""
+        """Fit data layer and network, set them with the history; return validated X.
+
+        Runs on the copy that ``fit`` commits, never on the estimator in use.
+        """
         warm = self.warm_start and hasattr(self, "module_")
         X = self._validate_X(X, reset=not warm)
         # One draw from random_state, split into independent streams for the weights,
@@ -245,11 +248,14 @@ class BaseVAE(BaseEstimator):
         fitted = self._network_spec
         likelihood = fitted.likelihood if self.likelihood == "auto" else self.likelihood
         wanted = NetworkSpec.from_params(self.get_params(deep=False), n_features, likelihood)
+        # A dense network does not read image_shape (it is kept for plotting).
+        ignored = {"image_shape"} if fitted.architecture == wanted.architecture == "dense" else set()
         changed = [
             f"{field.name} ({getattr(fitted, field.name)!r} -> "
             f"{getattr(wanted, field.name)!r})"
             for field in fields(NetworkSpec)
-            if getattr(fitted, field.name) != getattr(wanted, field.name)
+            if field.name not in ignored
+            and getattr(fitted, field.name) != getattr(wanted, field.name)
         ]
         if changed:
             raise ValueError(
@@ -335,17 +341,42 @@ class BaseVAE(BaseEstimator):
         ValueError
             Naming the entry that is missing, of the wrong type or inconsistent.
         """
-        self.__dict__.update(self._fitted_attributes_from_state(dict(state), weights))
+        candidate = object.__new__(type(self))
+        candidate.__dict__ = {**vars(self), **self._fitted_attributes_from_state(
+            dict(state), weights)}
+        candidate._check_model_works()
+        self.__dict__ = candidate.__dict__
+
+    def _check_model_works(self):
+        """Raise ``ValueError`` unless every method gives finite values on a typical row.
+
+        Each entry of a file can be valid on its own while together they make a
+        model that overflows (huge weights, a tiny scale); a file that loads must
+        be a model that works.
+        """
+        space = self._data_space
+        typical = np.where(space.likelihood == "bernoulli", 0.5, space.shift)[None, :]
+        codes = np.zeros((1, self.n_components_))
+        try:
+            with warnings.catch_warnings():
+                # A model fitted on a frame warns about arrays without column names.
+                warnings.filterwarnings("ignore", "X does not have valid feature names")
+                outputs = [
+                    self.encode(typical), self.decode(codes), self.score_samples(typical),
+                    self.sample(2, random_state=0),
+                    self.sample(2, random_state=0, return_mean=True),
+                ]
+        except ValueError as error:
+            raise ValueError(f"the model it describes does not work ({error})") from None
+        if not all(np.all(np.isfinite(values)) for values in outputs):
+            raise ValueError("the model it describes gives NaN or infinite values.")
 
     def _fitted_attributes_from_state(self, state, weights):
         """The fitted attributes ``state`` describes; subclasses take their keys first."""
         expected = {"n_features_in", "feature_names_in", "data_space", "network",
                     "device", "noise_seed", "loss_curve", "validation_scores"}
         if set(state) != expected:
-            raise ValueError(
-                f"its fitted state has the entries {sorted(state)}, expected "
-                f"{sorted(expected)}."
-            )
+            raise ValueError(f"the entries are {sorted(state)}, expected {sorted(expected)}.")
         n_features = state["n_features_in"]
         if not (type(n_features) is int and n_features >= 1):
             raise ValueError(f"n_features_in={n_features!r} is not a positive integer.")
@@ -515,7 +546,13 @@ class BaseVAE(BaseEstimator):
                 values = likelihood.mean(params)
             else:
                 values = likelihood.sample(params, generator=generator)
-        return self._data_space.to_data(values.numpy())
+        samples = self._data_space.to_data(values.numpy())
+        if not np.all(np.isfinite(samples)):
+            raise ValueError(
+                f"{type(self).__name__} generated NaN or infinite values: its decoder "
+                "or scaling overflows float64. Refit the model (on rescaled data)."
+            )
+        return samples
 
     # ------------------------------------------------------------- scoring
 
@@ -555,9 +592,10 @@ class BaseVAE(BaseEstimator):
         self._data_space.check_support(X, estimator_name=type(self).__name__, clip=True)
         return self._log_likelihood(X, random_state)
 
-    def _log_likelihood(self, X, random_state=None):
+    def _log_likelihood(self, X, random_state=None, n_draws=None):
         seed = self._noise_seed if random_state is None else seed_from(random_state)
-        n_draws, n_components = self.n_importance_samples, self.n_components_
+        n_draws = self.n_importance_samples if n_draws is None else n_draws
+        n_components = self.n_components_
 
         def log_px(x):
             noise = standard_normal_per_row(row_keys(x, seed), n_draws, n_components)
@@ -614,9 +652,20 @@ def _recorded_device(name):
     return device
 
 
+def finite_number(value, name):
+    """``value`` as a finite float; ``ValueError`` for anything else (bools included)."""
+    if type(value) not in (int, float):
+        raise ValueError(f"{name}={value!r} is not a number.")
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} is a number too large for a float.") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} is not finite.")
+    return value
+
+
 def _finite_floats(values, name):
-    if not (isinstance(values, list) and all(type(v) in (int, float) for v in values)):
+    if not isinstance(values, list):
         raise ValueError(f"{name} is not a list of numbers.")
-    if not all(math.isfinite(v) for v in values):
-        raise ValueError(f"{name} holds NaN or infinite values.")
-    return [float(v) for v in values]
+    return [finite_number(v, name) for v in values]

@@ -171,7 +171,10 @@ class DataSpace:
                 and all(type(v) in (int, float) for v in values)
             ):
                 raise ValueError(f"the scaling's {key} is not {n_features} numbers.")
-            arrays[key] = np.array(values, dtype=np.float64)
+            try:
+                arrays[key] = np.array(values, dtype=np.float64)
+            except OverflowError:
+                raise ValueError(f"the scaling's {key} holds numbers beyond float64.") from None
             if not np.all(np.isfinite(arrays[key])):
                 raise ValueError(f"the scaling's {key} holds NaN or infinite values.")
         if not np.all(arrays["scale"] > 0):

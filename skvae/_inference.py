@@ -29,10 +29,14 @@ BLOCK_ROWS = 8192
 def importance_chunk_rows(n_samples):
     """Rows per chunk when each row is decoded ``n_samples`` times."""
     rows = max(1, _CHUNK_DECODER_ROWS // n_samples)
-    # A multiple of 16 rows: in a chunk of, say, 327 rows the last few go through
-    # the matmul's remainder kernel and round differently from the same row
-    # placed earlier, which breaks bit-identical scores across batches.
-    return max(1, rows - rows % 16)
+    # A multiple of 64 rows: in a chunk of, say, 327 rows the last few go through
+    # the matmul's remainder kernels and round differently from the same row
+    # placed earlier, which breaks bit-identical scores across batches (16 was
+    # not enough for rows * n_samples decoder rows at many n_samples). Below 64
+    # rows, a power of two, which divides the kernels' blocks as well.
+    if rows >= 64:
+        return rows - rows % 64
+    return 1 << (rows.bit_length() - 1)
 
 
 @torch.no_grad()

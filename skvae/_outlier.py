@@ -7,7 +7,7 @@ from sklearn.base import OutlierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseVAE
+from ._base import BaseVAE, finite_number
 from ._inference import CHUNK_ROWS
 from ._losses import kl_divergence_standard_normal
 
@@ -276,26 +276,42 @@ default="log_likelihood"
         return self.trim_fraction
 
     def _fit_after_training(self, X):
+        # offset_ is a threshold on one score: the score it was computed from is
+        # fitted state, so set_params(anomaly_score=...) takes effect at the next
+        # fit, as parameters do, instead of silently moving predictions.
+        self._offset_score = (self.anomaly_score, self.n_importance_samples)
         scores = self._anomaly_scores(X)
         if self.contamination == "auto":
-            return {"offset_": float(tukey_lower_fence(scores))}
-        return {"offset_": float(np.percentile(scores, 100.0 * self.contamination))}
+            offset = float(tukey_lower_fence(scores))
+        else:
+            offset = float(np.percentile(scores, 100.0 * self.contamination))
+        return {"offset_": offset, "_offset_score": self._offset_score}
 
     def _get_fitted_state(self):
         state, weights = super()._get_fitted_state()
-        return {**state, "offset": self.offset_}, weights
+        anomaly_score, n_draws = self._offset_score
+        return {**state, "offset": self.offset_, "anomaly_score": anomaly_score,
+                "n_importance_samples": n_draws}, weights
 
     def _fitted_attributes_from_state(self, state, weights):
-        offset = state.pop("offset", None)
-        if type(offset) not in (int, float) or not np.isfinite(offset):
-            raise ValueError(f"offset={offset!r} is not a finite number.")
-        return {**super()._fitted_attributes_from_state(state, weights), "offset_": float(offset)}
+        offset = finite_number(state.pop("offset", None), "offset")
+        anomaly_score = state.pop("anomaly_score", None)
+        n_draws = state.pop("n_importance_samples", None)
+        scores = self._parameter_constraints["anomaly_score"][0].options
+        if anomaly_score not in scores:
+            raise ValueError(f"anomaly_score={anomaly_score!r} is not one of {sorted(scores)}.")
+        if not (type(n_draws) is int and 1 <= n_draws <= 2**20):
+            raise ValueError(f"n_importance_samples={n_draws!r} is not in [1, 2**20].")
+        return {**super()._fitted_attributes_from_state(state, weights), "offset_": offset,
+                "_offset_score": (anomaly_score, n_draws)}
 
     def score_samples(self, X, *, random_state=None):
         """Normality score of each row: higher is more normal.
 
-        The quantity chosen by ``anomaly_score``, by default the estimated
-        log-likelihood ``log p(x)`` in nats. Deterministic for a fitted model, and
+        The quantity chosen by ``anomaly_score`` when the detector was fitted (the
+        one ``offset_`` is a threshold on), by default the estimated
+        log-likelihood ``log p(x)`` in nats, with the ``n_importance_samples`` of
+        that fit. Deterministic for a fitted model, and
         a row's score does not depend on the other rows in the call.
 
         Parameters
@@ -352,13 +368,14 @@ default="log_likelihood"
         # -inf would be exact but breaks means, plots and thresholds, so they are
         # refused as VAETransformer.score_samples refuses them.
         self._data_space.check_support(X, estimator_name=type(self).__name__)
-        if self.anomaly_score == "log_likelihood":
-            return self._log_likelihood(X, random_state)
+        anomaly_score, n_draws = self._offset_score
+        if anomaly_score == "log_likelihood":
+            return self._log_likelihood(X, random_state, n_draws)
         term = {"reconstruction": reconstruction_log_prob, "latent": negative_kl}[
-            self.anomaly_score
+            anomaly_score
         ]
         values = self._map_rows(lambda x: term(self.module_, x), X, CHUNK_ROWS)
-        if self.anomaly_score == "reconstruction":
+        if anomaly_score == "reconstruction":
             # A density of the data as passed, like the log-likelihood.
             values -= self._data_space.log_abs_det
         return values

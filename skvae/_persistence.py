@@ -18,11 +18,12 @@ import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors.torch import load as tensors_from_bytes
 from safetensors.torch import save as safetensors_bytes
 
 from ._base import BaseVAE
@@ -103,7 +104,10 @@ def _param_from_json(value, name):
             if array.ndim <= 1:
                 return array
     if kind == "torch.device" and isinstance(payload, str):
-        return torch.device(payload)
+        try:
+            return torch.device(payload)
+        except (RuntimeError, TypeError, ValueError):
+            raise ValueError(f"the parameter {name} names no torch device.") from None
     if kind == "RandomState" and isinstance(payload, list) and len(payload) == 5:
         random_state = np.random.RandomState()
         kind_name, keys, position, has_gauss, cached = payload
@@ -184,6 +188,9 @@ def save(estimator, path):
             f"not {name}. Use pickle or joblib for other objects."
         )
     fitted, weights = estimator._get_fitted_state()
+    # A parameter set to something invalid since fit would make a file that load
+    # refuses: refuse it now, while the model is still in hand.
+    estimator._validate_params()
     params = {
         key: _param_to_json(value, key)
         for key, value in estimator.get_params(deep=False).items()
@@ -200,30 +207,64 @@ def save(estimator, path):
         sort_keys=True,
     )
     metadata = {_DOCUMENT_KEY: document, _CHECKSUM_KEY: _checksum(document, weights)}
-    _write_atomically(os.fspath(path), safetensors_bytes(weights, metadata=metadata))
+    _write_atomically(_path_text(path), safetensors_bytes(weights, metadata=metadata))
+
+
+def _path_text(path):
+    """``path`` (str, bytes or path-like) as a str; an empty path is refused."""
+    path = os.fsdecode(os.fspath(path))
+    if not path:
+        raise ValueError("The path to the model file is empty.")
+    return path
 
 
 def _write_atomically(path, data):
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".skvae-", suffix=".tmp")
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    A symbolic link is followed, so the file it points to is replaced. The new
+    file gets the mode of the file it replaces, or the usual ``0o666`` less the
+    umask for a new one (``mkstemp`` alone would make it private to its owner).
+    """
+    target = os.path.realpath(path)
+    directory = os.path.dirname(target)
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    except OSError as error:
+        raise _save_error(error, path, len(data)) from error
+    try:
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".skvae-", suffix=".tmp")
+    except OSError as error:  # no such folder, no permission, a read-only file system
+        raise _save_error(error, path, len(data)) from error
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()
+            os.fchmod(file.fileno(), mode)
             os.fsync(file.fileno())
-        os.replace(temporary, path)
+        os.replace(temporary, target)
     except BaseException as error:
         if os.path.exists(temporary):
             os.remove(temporary)
-        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-            raise OSError(
-                errno.ENOSPC,
-                f"No space left on the device to save the model ({len(data)} bytes); "
-                "the file there before, if any, is unchanged",
-                path,
-            ) from error
+        if isinstance(error, OSError):
+            raise _save_error(error, path, len(data)) from error
         raise
+
+
+def _save_error(error, path, n_bytes):
+    """An OSError about ``path`` (not the temporary file), saying the old file is kept."""
+    if error.errno == errno.ENOSPC:
+        reason = f"no space left on the device for {n_bytes} bytes"
+    else:
+        reason = error.strerror or str(error)
+    return OSError(
+        error.errno,
+        f"Cannot save the model: {reason}. The file there before, if any, is unchanged",
+        path,
+    )
 
 
 def load(path):
@@ -278,14 +319,16 @@ def load(path):
 
     See :func:`save` for a round trip.
     """
-    path = os.fspath(path)
-    with open(path, "rb") as file:  # OSError for a missing or unreadable file
-        head = file.read(16)
+    path = _path_text(path)
+    data = _read_regular_file(path)
     try:
-        metadata, weights = _read_safetensors(path)
+        # From bytes in memory, never memory-mapped: the loaded model owns its
+        # weights, whatever happens to the file later.
+        weights = tensors_from_bytes(data)
+        metadata = _safetensors_metadata(data)
     except Exception as error:  # safetensors reports every malformation its own way
         raise ModelFileError(
-            f"{path!r} is not an skvae model file: {_describe(head)} "
+            f"{path!r} is not an skvae model file: {_describe(data[:16])} "
             f"({_first_line(error)}). Only files written by skvae.save load."
         ) from None
     try:
@@ -294,11 +337,33 @@ def load(path):
         raise ModelFileError(f"{path!r} cannot be loaded: {error}") from None
 
 
-def _read_safetensors(path):
-    with safe_open(path, framework="pt", device="cpu") as file:
-        metadata = file.metadata() or {}
-        weights = {name: file.get_tensor(name) for name in file.keys()}
-    return metadata, weights
+def _read_regular_file(path):
+    """The bytes of the regular file ``path``; folders, FIFOs and devices are refused unread."""
+    not_regular = ModelFileError(
+        f"{path!r} is not an skvae model file: it is not a regular file (a folder, a "
+        "pipe or a device)."
+    )
+    try:
+        file = open(path, "rb", opener=_open_without_blocking)
+    except IsADirectoryError:
+        raise not_regular from None
+    with file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise not_regular
+        return file.read()
+
+
+def _open_without_blocking(path, flags):
+    # Opening a FIFO for reading blocks until a writer appears; O_NONBLOCK returns
+    # at once, and the regular-file check then refuses it.
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+
+
+def _safetensors_metadata(data):
+    """The ``__metadata__`` of safetensors bytes that safetensors has already validated."""
+    (header_size,) = np.frombuffer(data[:8], dtype="<u8")
+    header = json.loads(data[8 : 8 + int(header_size)])
+    return header.get("__metadata__") or {}
 
 
 def _describe(head):
@@ -328,7 +393,9 @@ def _build(metadata, weights):
     try:
         content = json.loads(document)
     except (ValueError, RecursionError) as error:
-        raise ModelFileError(f"its skvae metadata is not valid JSON ({_first_line(error)}).")
+        raise ModelFileError(
+            f"its skvae metadata is not valid JSON ({_first_line(error)})."
+        ) from None
     if not isinstance(content, dict) or content.get("format") != FORMAT:
         raise ModelFileError("its metadata has no 'format': 'skvae' entry.")
     version = content.get("format_version")
@@ -362,16 +429,22 @@ def _build(metadata, weights):
     try:
         estimator.set_params(**{k: _param_from_json(v, k) for k, v in params.items()})
         estimator._validate_params()
-    except (ValueError, TypeError) as error:
+    except _CONTENT_ERRORS as error:
         raise ModelFileError(f"it holds invalid parameters: {_first_line(error)}") from None
     # The network is built under a private copy of torch's generator (layers draw
     # initial weights even on the meta device), so loading leaves it alone.
     try:
         with torch.random.fork_rng(devices=[]):
             estimator._set_fitted_state(fitted, weights)
-    except (ValueError, TypeError, KeyError, RuntimeError) as error:
+    except _CONTENT_ERRORS as error:
         raise ModelFileError(f"its fitted state is invalid: {_first_line(error)}") from None
     return estimator
+
+
+# What checking untrusted content can raise: refusals (ValueError, TypeError) and
+# what numpy, torch and Python raise on numbers or nesting beyond their limits.
+_CONTENT_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError,
+                   RuntimeError, OverflowError, RecursionError, MemoryError)
 
 
 def _first_line(error):

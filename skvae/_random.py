@@ -15,8 +15,18 @@ def seed_from(random_state):
     """An int seed from ``None``, an int or a ``RandomState``, as scikit-learn reads them."""
     if random_state is None:
         return fresh_seed()
-    if isinstance(random_state, Integral):
+    if isinstance(random_state, Integral) and not isinstance(random_state, bool):
+        if not 0 <= random_state < 2**32:
+            raise ValueError(
+                f"random_state={random_state!r} must be an integer in [0, 2**32 - 1], "
+                "a numpy RandomState or None, as in scikit-learn."
+            )
         return int(random_state)
+    if not isinstance(random_state, np.random.RandomState):
+        raise ValueError(
+            f"random_state={random_state!r} must be an integer in [0, 2**32 - 1], a "
+            "numpy RandomState or None, as in scikit-learn."
+        )
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 

@@ -68,7 +68,7 @@ class _Progress:
     validation_scores: tuple
     kept_state: dict  # weights to keep: the latest, or the best validated
     previous_state: dict  # fallback when kept_state turns out unusable
-    best_score: float
+    best_score: float  # best validation score of this run, from its starting weights
     epochs_without_improvement: int = 0
     n_epochs: int = 0
 
@@ -78,12 +78,14 @@ class _Progress:
         loss_curve = self.loss_curve + (loss,)
         scores = self.validation_scores + ((score,) if validating else ())
         if not validating:
+            improved = _window_improved(loss_curve, config)
             kept, previous, best = state, self.kept_state, self.best_score
-        elif score >= self.best_score:
-            kept, previous, best = state, self.previous_state, score
         else:
-            kept, previous, best = self.kept_state, self.previous_state, self.best_score
-        improved = _improved(loss_curve, scores, validating, config)
+            improved = score > self.best_score + config.tol
+            if score >= self.best_score:
+                kept, previous, best = state, self.previous_state, score
+            else:
+                kept, previous, best = self.kept_state, self.previous_state, self.best_score
         return _Progress(
             loss_curve, scores, kept, previous, best,
             0 if improved else self.epochs_without_improvement + 1, self.n_epochs + 1,
@@ -151,19 +153,16 @@ def validation_score(module, X_val, noise, beta):
     return -per_row.mean().item()
 
 
-def _improved(loss_curve, validation_scores, validating, config):
-    """The one stopping rule: whether the last epoch still counts as progress.
+def _window_improved(loss_curve, config):
+    """Whether the training loss still goes down: the stopping rule without validation.
 
-    With validation data: the last score beat the best before it by ``tol``.
-    Without: the mean training loss of the last ``n_iter_no_change`` epochs is
-    ``tol`` below the mean of the ``n_iter_no_change`` before. A VAE's training
-    loss is noisy from epoch to epoch (each epoch draws new latent noise), so "no
-    new best for n epochs", as ``MLPRegressor`` uses, stops long before the loss
-    has stopped going down; means over windows follow the trend instead.
+    The mean loss of the last ``n_iter_no_change`` epochs must be ``tol`` below
+    the mean of the ``n_iter_no_change`` before. A VAE's training loss is noisy
+    from epoch to epoch (each epoch draws new latent noise), so "no new best for n
+    epochs", as ``MLPRegressor`` uses, stops long before the loss has stopped
+    going down; means over windows follow the trend instead. (With validation
+    data, progress is a validation score ``tol`` above the run's best so far.)
     """
-    if validating:
-        *before, last = validation_scores
-        return last > max(before, default=-math.inf) + config.tol
     n = config.n_iter_no_change
     if len(loss_curve) < 2 * n:
         return True
@@ -266,7 +265,7 @@ def train(module, make_batches, config, generator, *, check_rows, X_val=None,
         The history of earlier fits (warm start); not changed.
 
     Stops after ``config.max_iter`` epochs, or earlier when the stopping rule
-    (:func:`_improved`) sees no progress. A non-finite loss stops training and
+    (see :class:`_Progress` and :func:`_window_improved`) sees no progress. A non-finite loss stops training and
     keeps the last finite weights; ``KeyboardInterrupt`` stops it and keeps the
     weights of the last complete epoch, with a ``RuntimeWarning``.
     """
@@ -274,15 +273,21 @@ def train(module, make_batches, config, generator, *, check_rows, X_val=None,
     result = TrainingResult(history=history, state={})
     optimizer = torch.optim.Adam(module.parameters(), lr=config.learning_rate)
     validating = X_val is not None
+    best_score = -math.inf
     if validating:
         val_noise = torch.randn(
             (X_val.shape[0], module.n_components), generator=generator, device=X_val.device
         )
+        # The starting weights are the baseline: scores of earlier fits (a warm
+        # start) came from other validation rows and do not compare.
+        baseline = validation_score(module, X_val, val_noise, config.beta)
+        if math.isfinite(baseline):
+            best_score = baseline - config.loss_offset
     # Fallbacks, newest first, for when the newest weights turn out unusable.
     initial_state = _snapshot(module)
     progress = _Progress(
         tuple(history.loss_curve), tuple(history.validation_scores),
-        initial_state, initial_state, history.best_validation_score,
+        initial_state, initial_state, best_score,
     )
     module.train()
     try:

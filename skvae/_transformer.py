@@ -58,8 +58,8 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         data in [0, 1] (binary data, images scaled to [0, 1]); ``"gaussian"``
         models real values with a learned variance per feature, after
         standardising each feature internally. ``"auto"`` picks ``"bernoulli"``
-        for binary or image-like data, all values in [0, 1] with at least a
-        tenth of them on 0 or 1 (rounding errors at the bounds ignored), and
+        for binary or image-like data, all values in [0, 1] with at least
+        30% of them on 0 or 1 (rounding errors at the bounds ignored), and
         ``"gaussian"`` otherwise, so continuous features rescaled into [0, 1] by
         ``MinMaxScaler`` get a Gaussian in every cross-validation fold; the choice
         is stored in ``likelihood_``. A Bernoulli model scores values outside

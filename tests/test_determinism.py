@@ -102,3 +102,17 @@ def test_decoding_any_layout_of_codes_gives_the_same_bits(fitted):
             err_msg=name,
         )
     np.testing.assert_array_equal(estimator.decode(Z[5:9]), expected[5:9])
+
+
+@pytest.mark.parametrize("n_importance_samples", [11, 14, 19, 20, 37, 48, 60, 113, 300])
+def test_scores_are_batch_invariant_whatever_the_number_of_draws(n_importance_samples):
+    from skvae import VAETransformer
+
+    X = np.random.RandomState(0).normal(size=(2100, 12))
+    vae = VAETransformer(hidden_layer_sizes=(32,), max_iter=2, random_state=0, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vae.fit(X[:300])
+    vae.set_params(n_importance_samples=n_importance_samples)
+    order = np.random.RandomState(5).permutation(len(X))
+    np.testing.assert_array_equal(vae.score_samples(X[order]), vae.score_samples(X)[order])

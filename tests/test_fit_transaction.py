@@ -197,3 +197,60 @@ def test_set_params_after_fit_keeps_transform_and_feature_names_in_agreement(dat
     assert vae.transform(X).shape[1] == 2 == len(vae.get_feature_names_out())
     fit_quietly(vae, X)
     assert vae.transform(X).shape[1] == 5 == len(vae.get_feature_names_out())
+
+
+def test_a_warm_start_with_early_stopping_keeps_what_it_learns():
+    rng = np.random.RandomState(0)
+    X_old, X_new = 0.1 * rng.normal(size=(300, 5)), rng.normal(size=(300, 5)) + 0.5
+    params = dict(hidden_layer_sizes=(16,), max_iter=10, random_state=0, device="cpu",
+                  early_stopping=True, warm_start=True)
+    vae = fit_quietly(skvae.VAETransformer(**params), X_old)
+    before = vae.score(X_new)
+    fit_quietly(vae, X_new)
+    # Scores of the earlier fit came from other validation rows: they must not
+    # stop the new run from keeping its own better weights.
+    assert vae.score(X_new) > before + 1.0
+
+
+def test_a_dense_warm_start_ignores_image_shape():
+    X = np.random.RandomState(0).normal(size=(60, 6))
+    vae = fit_quietly(small(skvae.VAETransformer, warm_start=True), X)
+    fit_quietly(vae.set_params(image_shape=(2, 3)), X)
+    assert vae.n_iter_ == 6
+
+
+def test_other_threads_see_the_old_model_or_the_new_one_never_a_mix():
+    import threading
+
+    X5 = np.random.RandomState(0).normal(size=(200, 5))
+    X7 = np.random.RandomState(1).normal(size=(200, 7))
+    vae = fit_quietly(small(skvae.VAETransformer, max_iter=30), X5)
+    errors, done = [], threading.Event()
+
+    def read():
+        while not done.is_set():
+            width = vae.n_features_in_
+            try:
+                vae.encode(X5 if width == 5 else X7)
+            except ValueError as error:  # the model changed between the two reads
+                if vae.n_features_in_ == width:
+                    errors.append(error)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        fit_quietly(vae, X7)
+    finally:
+        done.set()
+        reader.join()
+    assert not errors, errors[:1]
+    assert vae.n_features_in_ == 7
+
+
+@pytest.mark.parametrize("bad", [-1, 2**32, 2**64, 1.5, "seed", True])
+def test_sample_and_score_refuse_a_bad_random_state(bad, data):
+    vae = fit_quietly(small(skvae.VAETransformer), data[0])
+    for call in (lambda: vae.sample(2, random_state=bad),
+                 lambda: vae.score_samples(data[0], random_state=bad)):
+        with pytest.raises(ValueError, match="random_state"):
+            call()

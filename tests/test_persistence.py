@@ -366,6 +366,7 @@ BAD_DOCUMENTS = {
     "missing params": (_set(["params"], {"n_components": 2}), "parameters"),
     "invalid param": (_set(["params", "n_components"], -1), "invalid parameters"),
     "param of a strange type": (_set(["params", "tol"], {"pickle": "x"}), "invalid param"),
+    "bool for an int": (_set(["fitted", "n_features_in"], True), "positive integer"),
     "extra fitted entry": (_set(["fitted", "evil"], 1), "fitted state"),
     "missing fitted entry": (_delete(["fitted", "noise_seed"]), "fitted state"),
     "zero scale": (_set(["fitted", "data_space", "scale"], [0.0] * 4), "not positive"),
@@ -394,6 +395,22 @@ BAD_DOCUMENTS = {
                         "image_shape"),
     "network of other data": (_set(["fitted", "network", "likelihood"], "bernoulli"),
                               "does not match"),
+    "device param": (_set(["params", "device"], {"torch.device": "nonsense"}), "device"),
+    "huge int array param": (_set(["params", "random_state"],
+                                  {"ndarray": {"dtype": "<i8", "values": [10**30]}}),
+                             "invalid parameters"),
+    "huge RandomState": (_set(["params", "random_state"],
+                              {"RandomState": ["MT19937", [0] * 624, 10**30, 0, 0.0]}),
+                         "invalid parameters"),
+    "deeply nested param": (_set(["params", "hidden_layer_sizes"],
+                                 json.loads("[" * 800 + "]" * 800)), "invalid parameters"),
+    "shift beyond float64": (_set(["fitted", "data_space", "shift"], [10**400] * 4),
+                             "beyond float64"),
+    "loss beyond float64": (_set(["fitted", "loss_curve"], [10**400]), "too large"),
+    "offset beyond float64": (_set(["fitted", "offset"], 10**400), "too large"),
+    "offset score unknown": (_set(["fitted", "anomaly_score"], "eval"), "anomaly_score"),
+    "offset draws": (_set(["fitted", "n_importance_samples"], 10**12), "n_importance_samples"),
+    "too many draws": (_set(["params", "n_importance_samples"], 10**12), "invalid param"),
 }
 
 
@@ -416,8 +433,9 @@ def test_every_bad_entry_is_refused_with_a_message_naming_it(model_file, tmp_pat
         (lambda w, k: w.update({k: w[k].double()}), "float64"),
         (lambda w, k: w.update({k: torch.full_like(w[k], float("nan"))}), "NaN"),
         (lambda w, k: w.update({k: torch.full_like(w[k], float("inf"))}), "NaN or inf"),
+        (lambda w, k: w.update({n: v * 1e30 for n, v in w.items()}), "NaN or infinite"),
     ],
-    ids=["missing", "extra", "shape", "dtype", "nan", "inf"],
+    ids=["missing", "extra", "shape", "dtype", "nan", "inf", "huge"],
 )
 def test_weights_that_do_not_fit_the_network_are_refused(model_file, tmp_path, change,
                                                          message):
@@ -460,7 +478,7 @@ def _fail_on(monkeypatch, name, error):
 @pytest.mark.parametrize(
     "where, error, raised",
     [
-        ("fsync", OSError(errno.ENOSPC, "No space left on device"), "No space left"),
+        ("fsync", OSError(errno.ENOSPC, "No space left on device"), "no space left"),
         ("fsync", OSError(errno.EIO, "I/O error"), "I/O error"),
         ("replace", KeyboardInterrupt(), None),
     ],
@@ -473,7 +491,76 @@ def test_a_failed_save_leaves_the_old_file_intact(X, tmp_path, monkeypatch, wher
     _fail_on(monkeypatch, where, error)
     with pytest.raises(type(error), match=raised) as info:
         save(fit_small(skvae.VAETransformer, X, random_state=1), tmp_path / "model.skvae")
-    if raised == "No space left":
+    if raised == "no space left":
         assert "model.skvae" in str(info.value) and info.value.errno == errno.ENOSPC
     assert (tmp_path / "model.skvae").read_bytes() == before
     assert os.listdir(tmp_path) == ["model.skvae"]
+
+
+# ------------------------------------------- the file after load, paths, modes
+
+
+def test_a_loaded_model_owns_its_weights_whatever_happens_to_the_file(X, model_file):
+    loaded = load(model_file)
+    expected = loaded.score_samples(X)
+    model_file.write_bytes(b"")  # truncated in place: a memory map would crash
+    np.testing.assert_array_equal(loaded.score_samples(X), expected)
+
+
+def test_save_keeps_the_file_mode_and_follows_links(X, tmp_path):
+    estimator = fit_small(skvae.VAETransformer, X)
+    umask = os.umask(0o022)
+    try:
+        save(estimator, tmp_path / "new.skvae")
+    finally:
+        os.umask(umask)
+    assert os.stat(tmp_path / "new.skvae").st_mode & 0o777 == 0o644
+    os.chmod(tmp_path / "new.skvae", 0o640)
+    save(estimator, tmp_path / "new.skvae")
+    assert os.stat(tmp_path / "new.skvae").st_mode & 0o777 == 0o640
+    os.symlink(tmp_path / "new.skvae", tmp_path / "link.skvae")
+    save(fit_small(skvae.VAETransformer, X, random_state=1), tmp_path / "link.skvae")
+    assert os.path.islink(tmp_path / "link.skvae")
+    assert load(tmp_path / "new.skvae").random_state == 1
+
+
+def test_paths_as_bytes_and_bad_paths(X, tmp_path):
+    estimator = fit_small(skvae.VAETransformer, X)
+    path = os.fsencode(tmp_path / "bytes.skvae")
+    save(estimator, path)
+    assert_same_outputs(estimator, load(path), X)
+    with pytest.raises(ValueError, match="empty"):
+        save(estimator, "")
+    with pytest.raises(OSError, match="Cannot save the model") as info:
+        save(estimator, tmp_path / "no-such-folder" / "model.skvae")
+    assert info.value.filename == str(tmp_path / "no-such-folder" / "model.skvae")
+    with pytest.raises(ModelFileError, match="not a regular file"):
+        load(tmp_path)
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    os.mkfifo(tmp_path / "pipe.skvae")
+    _assert_refused_quickly(tmp_path / "pipe.skvae", "not a regular file")
+
+
+def test_save_refuses_parameters_that_load_would_refuse(X, tmp_path):
+    estimator = fit_small(skvae.VAETransformer, X)
+    estimator.set_params(hidden_layer_sizes=8)  # not a sequence
+    with pytest.raises(ValueError, match="hidden_layer_sizes"):
+        save(estimator, tmp_path / "model.skvae")
+    assert not os.listdir(tmp_path)
+
+
+def test_the_detector_keeps_the_score_its_threshold_was_set_on(X, tmp_path):
+    detector = fit_small(skvae.VAEOutlierDetector, X)
+    expected = detector.predict(X), detector.decision_function(X)
+    detector.set_params(anomaly_score="latent", n_importance_samples=3)
+    save(detector, tmp_path / "model.skvae")
+    for restored in (detector, load(tmp_path / "model.skvae")):
+        np.testing.assert_array_equal(restored.predict(X), expected[0])
+        np.testing.assert_array_equal(restored.decision_function(X), expected[1])
+    refitted = fit_small(skvae.VAEOutlierDetector, X, anomaly_score="latent")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        detector.fit(X)
+    np.testing.assert_array_equal(detector.score_samples(X), refitted.score_samples(X))
