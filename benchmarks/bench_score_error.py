@@ -60,8 +60,12 @@ def shared_draw_scores(estimator, X, n_draws):
 
 
 def per_row_scores(estimator, X, n_draws, random_state=None):
-    estimator.set_params(n_importance_samples=n_draws)
-    return estimator.score_samples(X, random_state=random_state)
+    """score_samples now (per-row draws), at ``n_draws`` draws.
+
+    Through the private method both estimators share, because the detector scores
+    with the number of draws it was fitted with, whatever its parameter says now.
+    """
+    return estimator._log_likelihood(estimator._validate_X(X), random_state, n_draws)
 
 
 def timed(function, repeats=5):

@@ -1,5 +1,7 @@
-"""Image data for the examples: MNIST when its files are at hand, else the digits."""
+"""Shared by the examples: image data (MNIST when its files are at hand, else the
+digits) and the label that marks figures made in quick mode."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,8 @@ def load_images(n_train=None):
         X_train, X_test, y_train, y_test = load_mnist_split(MNIST_DIR)
         shape, name = (1, 28, 28), "MNIST"
     else:
+        print(f"MNIST files not found in {MNIST_DIR}: using scikit-learn's 8 x 8 "
+              "digits instead")
         X, y = load_digits(return_X_y=True)
         X_train, X_test, y_train, y_test = train_test_split(
             (X / 16.0).astype(np.float32), y, test_size=0.25, stratify=y,
@@ -31,3 +35,13 @@ def load_images(n_train=None):
     if n_train is not None:
         X_train, y_train = X_train[:n_train], y_train[:n_train]
     return X_train, X_test, y_train, y_test, shape, name
+
+
+QUICK = os.environ.get("SKVAE_EXAMPLE_QUICK") == "1"
+
+
+def mark_quick(fig):
+    """Label a figure made with the quick settings, so nobody mistakes it for a result."""
+    if QUICK:
+        fig.text(0.995, 0.005, "quick mode (SKVAE_EXAMPLE_QUICK=1): barely trained",
+                 ha="right", va="bottom", fontsize=8, color="tab:red")

@@ -27,7 +27,7 @@ from skvae import VAETransformer
 from skvae.plotting import ReconstructionDisplay
 
 # _data.py, next to the examples: MNIST when its files are at hand, else the digits.
-from _data import load_images
+from _data import load_images, mark_quick
 
 QUICK = os.environ.get("SKVAE_EXAMPLE_QUICK") == "1"
 OUTPUT = Path(__file__).resolve().parent / "output"
@@ -72,6 +72,7 @@ fig, ax = plt.subplots(figsize=(12, 3.6))
 ReconstructionDisplay.from_estimator(vae, X_noisy, X_clean=X_clean, n_images=12, ax=ax)
 ax.set_title(f"Denoising {name} test images with a VAE trained on clean images")
 fig.tight_layout()
+mark_quick(fig)
 path = OUTPUT / "denoising.png"
 fig.savefig(path, dpi=100)
 print(f"wrote {path}")

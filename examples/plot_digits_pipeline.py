@@ -28,6 +28,8 @@ from sklearn.preprocessing import MinMaxScaler
 from skvae import VAETransformer
 from skvae.plotting import LatentSpaceDisplay
 
+from _data import mark_quick  # examples/_data.py, beside this script
+
 QUICK = os.environ.get("SKVAE_EXAMPLE_QUICK") == "1"
 OUTPUT = Path(__file__).resolve().parent / "output"
 OUTPUT.mkdir(exist_ok=True)
@@ -77,6 +79,7 @@ for ax, name in zip(axes, ("PCA", "VAE")):
     ax.set_title(f"{name}: 2-D codes of the test digits "
                  f"(accuracy {pipeline.score(X_test, y_test):.2f})")
 fig.tight_layout()
+mark_quick(fig)
 path = OUTPUT / "digits_pipeline.png"
 fig.savefig(path, dpi=100)
 print(f"wrote {path}")

@@ -24,7 +24,7 @@ from skvae import VAETransformer
 from skvae.plotting import ImageGridDisplay
 
 # _data.py, next to the examples: MNIST when its files are at hand, else the digits.
-from _data import load_images
+from _data import load_images, mark_quick
 
 QUICK = os.environ.get("SKVAE_EXAMPLE_QUICK") == "1"
 OUTPUT = Path(__file__).resolve().parent / "output"
@@ -62,6 +62,7 @@ ImageGridDisplay.from_estimator(
 )
 axes[2].set_title("sample(64): pixels drawn from p(x | z)")
 fig.tight_layout()
+mark_quick(fig)
 path = OUTPUT / "generation.png"
 fig.savefig(path, dpi=100)
 print(f"wrote {path}")

@@ -36,7 +36,7 @@ from skvae.plotting import (
 )
 
 # _data.py, next to the examples: MNIST when its files are at hand, else the digits.
-from _data import load_images
+from _data import load_images, mark_quick
 
 QUICK = os.environ.get("SKVAE_EXAMPLE_QUICK") == "1"
 OUTPUT = Path(__file__).resolve().parent / "output"
@@ -76,7 +76,8 @@ axes[0].set_title(f"{name} test images in the 2-D latent space")
 LatentManifoldDisplay.from_estimator(vae, n_points=8 if QUICK else 20, ax=axes[1])
 axes[1].set_title("Images decoded from a grid of latent points")
 fig.tight_layout()
-path = OUTPUT / "mnist_latent_space.png"
+mark_quick(fig)
+path = OUTPUT / f"{name.lower()}_latent_space.png"
 fig.savefig(path, dpi=100)
 print(f"wrote {path}")
 
@@ -90,6 +91,7 @@ fig, ax = plt.subplots(figsize=(6, 4))
 TrainingCurveDisplay.from_estimator(vae, ax=ax)
 ax.set_title(f"Training the VAE on {name} ({ARCHITECTURE} network)")
 fig.tight_layout()
-path = OUTPUT / "mnist_training_curve.png"
+mark_quick(fig)
+path = OUTPUT / f"{name.lower()}_training_curve.png"
 fig.savefig(path, dpi=100)
 print(f"wrote {path}")

@@ -33,6 +33,7 @@ from ._likelihoods import LIKELIHOODS
 from ._networks import ACTIVATIONS, NetworkSpec
 from ._random import independent_seeds, seed_from
 from ._training import TrainingConfig, TrainingHistory, shuffled_batches, train
+from ._warnings import warn
 
 # Seeds are 32-bit words of a SeedSequence.
 _SEED_LIMIT = 2**32
@@ -222,6 +223,10 @@ class BaseVAE(BaseEstimator):
         """Fraction of each minibatch left out of training; subclasses may override."""
         return 0.0
 
+    # Whether reaching max_iter before the stopping rule fires is worth a
+    # ConvergenceWarning: for a density model it is (more epochs, better fit).
+    _warns_at_max_iter = True
+
     def _derived_attributes(self, data_space, spec, history):
         """Public attributes that follow from the fitted state, set in one place."""
         validating = self.early_stopping
@@ -282,24 +287,24 @@ class BaseVAE(BaseEstimator):
 
     def _warn_about_training(self, result):
         if result.diverged:
-            warnings.warn(
+            warn(
                 f"Training stopped after {result.history.n_iter} epochs because the loss "
                 "or the weights became NaN or infinite; the last weights that gave a "
                 "finite loss were kept, so the model is usable but may be undertrained. "
                 "Lower learning_rate_init or rescale X (for example with "
                 "StandardScaler).",
                 RuntimeWarning,
-                stacklevel=4,
             )
-        elif not (result.converged or result.interrupted) and (
-            result.n_epochs == self.max_iter
+        elif (
+            self._warns_at_max_iter
+            and not (result.converged or result.interrupted)
+            and result.n_epochs == self.max_iter
         ):
-            warnings.warn(
+            warn(
                 f"{type(self).__name__} reached max_iter={self.max_iter} epochs "
                 "before the loss stopped improving by tol; increase max_iter for a "
                 "better fit.",
                 ConvergenceWarning,
-                stacklevel=4,
             )
 
     # ------------------------------------------------------------ fitted state

@@ -11,12 +11,12 @@ the same rows give the same tensor, bit for bit, whatever their memory order.
 Knows numpy and torch, not scikit-learn's estimator machinery.
 """
 
-import warnings
 
 import numpy as np
 import torch
 
 from ._likelihoods import LIKELIHOODS, check_support, choose_likelihood, outside_support
+from ._warnings import warn
 
 
 class DataSpace:
@@ -104,14 +104,13 @@ class DataSpace:
             return
         if not clip:
             check_support(X, self.likelihood, estimator_name=estimator_name, what=what)
-        warnings.warn(
+        warn(
             f"{what} contains values outside [0, 1] (min={bounds[0]:.6g}, "
             f"max={bounds[1]:.6g}), which the 'bernoulli' likelihood of this "
             f"{estimator_name} does not model; they are scored as the nearest of 0 "
             "and 1. Fit with likelihood='gaussian' to score them as they are, or "
             "scale with MinMaxScaler(clip=True).",
             UserWarning,
-            stacklevel=3,
         )
 
     def to_tensor(self, X, device):

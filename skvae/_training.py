@@ -11,13 +11,13 @@ replaced on its own.
 
 import dataclasses
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import torch
 from torch.func import functional_call
 
 from ._losses import trimmed_mean
+from ._warnings import warn
 
 
 @dataclass
@@ -312,7 +312,7 @@ def train(module, make_batches, config, generator, *, check_rows, X_val=None,
                 break
     except KeyboardInterrupt:
         result.interrupted = True
-        warnings.warn(
+        warn(
             "Training interrupted by the user; keeping the best weights so far "
             f"(after {len(progress.loss_curve)} complete epochs)."
             + (
@@ -322,7 +322,6 @@ def train(module, make_batches, config, generator, *, check_rows, X_val=None,
                 else ""
             ),
             RuntimeWarning,
-            stacklevel=4,
         )
     result.history = TrainingHistory(list(progress.loss_curve), list(progress.validation_scores))
     result.n_epochs = progress.n_epochs

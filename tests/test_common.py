@@ -2,7 +2,6 @@
 
 import warnings
 
-import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -28,10 +27,26 @@ ESTIMATORS = [
         likelihood="gaussian",
     ),
     _small(VAEOutlierDetector),
+    # The same with a float contamination, so that check_outliers_fit_predict runs
+    # in full (see below).
+    _small(VAEOutlierDetector, contamination=0.1),
 ]
 
 
-@parametrize_with_checks(ESTIMATORS)
+def _expected_failed_checks(estimator):
+    if isinstance(estimator, VAEOutlierDetector) and estimator.contamination == "auto":
+        reason = (
+            "The check requires contamination='auto' to flag some of 300 rows of "
+            "three clean Gaussian blobs. Tukey's far-out fence (Q1 - 3 IQR), chosen "
+            "to flag fewer normal rows (benchmarks/results_contamination.md), flags "
+            "none of them, which is right for data without outliers. The detector "
+            "with contamination=0.1 passes the check."
+        )
+        return {"check_outliers_fit_predict": reason, "check_outliers_train": reason}
+    return {}
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     with warnings.catch_warnings():
         # Five epochs never converge; the warning is expected, not a failure.

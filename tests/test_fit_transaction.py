@@ -14,7 +14,6 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from sklearn.exceptions import ConvergenceWarning
 
 import skvae
 from skvae._data import DataSpace

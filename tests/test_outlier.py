@@ -60,7 +60,9 @@ def test_sign_conventions(fitted, planted):
 @pytest.mark.parametrize("anomaly_score", ANOMALY_SCORES)
 def test_detects_planted_outliers(planted, anomaly_score):
     X, y = planted
-    detector = fit_quietly(small_detector(max_iter=60, anomaly_score=anomaly_score), X)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "anomaly_score='latent'", UserWarning)
+        detector = fit_quietly(small_detector(max_iter=60, anomaly_score=anomaly_score), X)
     scores = detector.score_samples(X)
     if anomaly_score == "latent":
         # The latent term sees only how atypical a row's code is: rows far out
@@ -183,3 +185,19 @@ def test_unfitted_and_wrong_width_raise(fitted, planted):
         fitted.predict(X[:, :3])
     with pytest.raises(ValueError, match="NaN"):
         fitted.score_samples(np.full((2, 6), np.nan))
+
+
+def test_the_latent_score_warns_that_it_often_fails(planted):
+    X, y = planted
+    with pytest.warns(UserWarning, match="anomaly_score='latent'.*most normal rows") as info:
+        fit_quietly(small_detector(max_iter=2, anomaly_score="latent"), X)
+    assert info[0].filename == __file__  # the user's line, not skvae's
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default score does not warn
+        small_detector(max_iter=200).fit(X)
+
+
+def test_auto_threshold_is_tukeys_far_out_fence(fitted, planted):
+    X, _ = planted
+    q1, q3 = np.percentile(fitted.score_samples(X), [25, 75])
+    assert fitted.offset_ == pytest.approx(q1 - 3.0 * (q3 - q1), rel=1e-12)

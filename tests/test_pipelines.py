@@ -18,8 +18,8 @@ DATASETS = {"wine": load_wine, "breast_cancer": load_breast_cancer,
 
 
 def small_vae(**params):
-    return VAETransformer(hidden_layer_sizes=(16,), max_iter=3, random_state=0,
-                          device="cpu", **params)
+    defaults = dict(hidden_layer_sizes=(16,), max_iter=3, random_state=0, device="cpu")
+    return VAETransformer(**{**defaults, **params})
 
 
 @pytest.mark.slow
@@ -93,3 +93,12 @@ def test_grid_search_by_likelihood_behind_a_scaler():
         warnings.simplefilter("ignore", ConvergenceWarning)
         search.fit(X)
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+
+
+def test_warnings_point_at_the_users_line_also_through_a_pipeline():
+    X = np.random.RandomState(0).normal(size=(50, 3))
+    with pytest.warns(ConvergenceWarning) as direct:
+        small_vae(max_iter=1).fit(X)
+    with pytest.warns(ConvergenceWarning) as piped:
+        make_pipeline(StandardScaler(), small_vae(max_iter=1)).fit(X)
+    assert direct[0].filename == piped[0].filename == __file__
