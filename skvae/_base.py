@@ -163,7 +163,9 @@ class BaseVAE(BaseEstimator):
             data_space.check_support(X, estimator_name=type(self).__name__)
             # Trained as a copy: the fitted network stays whole until commit.
             module = copy.deepcopy(self.module_).to(device)
-            history = TrainingHistory(list(self.loss_curve_), list(self.validation_scores_ or []))
+            history = TrainingHistory(
+                list(self.loss_curve_), list(self.validation_scores_ or [])
+            )
             noise_seed = self._noise_seed
         else:
             data_space = DataSpace.fit(X, self.likelihood, estimator_name=type(self).__name__)
@@ -254,7 +256,8 @@ class BaseVAE(BaseEstimator):
         likelihood = fitted.likelihood if self.likelihood == "auto" else self.likelihood
         wanted = NetworkSpec.from_params(self.get_params(deep=False), n_features, likelihood)
         # A dense network does not read image_shape (it is kept for plotting).
-        ignored = {"image_shape"} if fitted.architecture == wanted.architecture == "dense" else set()
+        dense = fitted.architecture == wanted.architecture == "dense"
+        ignored = {"image_shape"} if dense else set()
         changed = [
             f"{field.name} ({getattr(fitted, field.name)!r} -> "
             f"{getattr(wanted, field.name)!r})"

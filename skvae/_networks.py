@@ -369,7 +369,8 @@ class NetworkSpec:
             raise ValueError(f"the network it describes cannot be built ({error}).") from None
         expected = module.state_dict()
         if set(expected) != set(weights):
-            missing, extra = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
+            missing = sorted(set(expected) - set(weights))
+            extra = sorted(set(weights) - set(expected))
             raise ValueError(
                 f"the weights do not match the network (missing {missing[:3]}, "
                 f"unexpected {extra[:3]})."
