@@ -138,6 +138,7 @@ def fit_skvae(X_train, n_components, epochs, seed):
     vae = VAETransformer(
         n_components=n_components,
         hidden_layer_sizes=HIDDEN,
+        likelihood="bernoulli",
         batch_size=BATCH_SIZE,
         learning_rate_init=LEARNING_RATE,
         max_iter=epochs,

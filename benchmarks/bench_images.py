@@ -158,6 +158,7 @@ def skvae_fit(architecture, X_train, epochs, seed):
     """The same network through VAETransformer; returns (encoder, decoder, seconds)."""
     vae = VAETransformer(
         n_components=LATENT,
+        likelihood="bernoulli",
         architecture=architecture,
         hidden_layer_sizes=DENSE_WIDTHS,
         image_shape=(1, 28, 28),

@@ -81,13 +81,16 @@ def timed(function, repeats=5):
 def datasets(quick):
     X, _ = load_digits(return_X_y=True)
     X_train, X_test = train_test_split(X / 16.0, test_size=0.25, random_state=0)
-    yield "digits", VAETransformer, dict(n_components=8, max_iter=5 if quick else 30), X_train, X_test
+    yield ("digits", VAETransformer,
+           dict(n_components=8, likelihood="bernoulli", max_iter=5 if quick else 30),
+           X_train, X_test)
     if (DATA / "mnist").exists():
         X_train, X_test, _, _ = load_mnist_split(DATA / "mnist")
         if quick:
             X_train, X_test = X_train[:1000], X_test[:200]
         yield ("MNIST-8k", VAETransformer,
-               dict(n_components=20, max_iter=1 if quick else 5), X_train, X_test)
+               dict(n_components=20, likelihood="bernoulli", max_iter=1 if quick else 5),
+               X_train, X_test)
     path = DATA / "adbench" / "38_thyroid.npz"
     if path.exists():
         arrays = np.load(path)

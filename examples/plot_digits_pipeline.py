@@ -49,10 +49,11 @@ for n_components in (2, 8):
     for name, reducer in [
         ("PCA", PCA(n_components=n_components, random_state=0)),
         ("VAE", VAETransformer(n_components=n_components, hidden_layer_sizes=(256, 128),
-                               max_iter=3 if QUICK else 100, random_state=0)),
+                               likelihood="bernoulli", max_iter=3 if QUICK else 100,
+                               random_state=0)),
     ]:
-        # MinMaxScaler puts the grey levels in [0, 1]: the VAE picks the Bernoulli
-        # likelihood; clip=True keeps test images inside that range too.
+        # MinMaxScaler puts the grey levels in [0, 1], which the Bernoulli
+        # likelihood models; clip=True keeps test images inside that range too.
         pipeline = make_pipeline(
             MinMaxScaler(clip=True), reducer, LogisticRegression(max_iter=2000)
         )

@@ -42,7 +42,7 @@ X_train, X_test, _, _, image_shape, name = load_images(n_train=300 if QUICK else
 ARCHITECTURE = "dense"
 vae = VAETransformer(
     n_components=16, architecture=ARCHITECTURE, image_shape=image_shape,
-    max_iter=2 if QUICK else 30, random_state=0,
+    likelihood="bernoulli", max_iter=2 if QUICK else 30, random_state=0,
 )
 vae.fit(X_train)
 log_likelihood = vae.score(X_test[: 100 if QUICK else 500])

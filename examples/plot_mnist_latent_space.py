@@ -57,7 +57,8 @@ if QUICK:
 ARCHITECTURE = "dense"
 vae = VAETransformer(
     n_components=2, architecture=ARCHITECTURE, image_shape=image_shape,
-    max_iter=2 if QUICK else 40, early_stopping=True, n_iter_no_change=5,
+    likelihood="bernoulli", max_iter=2 if QUICK else 40, early_stopping=True,
+    n_iter_no_change=5,
     random_state=0,
 )
 vae.fit(X_train)

@@ -60,6 +60,8 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
         try:
             run_demo(args.output_dir, max_iter=args.max_iter)
+        except OSError as error:  # an output folder that cannot be made or written
+            parser.error(f"cannot write the demo's files: {error}")
         finally:
             torch.set_num_threads(threads)
     return 0

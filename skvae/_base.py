@@ -135,28 +135,74 @@ class BaseVAE(BaseEstimator):
         self : object
             The fitted estimator.
         """
-        # Fitted on a shallow copy, then committed in one assignment: whatever stops
-        # fit (an error, KeyboardInterrupt), the estimator is still its previous
-        # fitted self, or unfitted; other threads see the old model or the new one.
+        return self._fit_as_transaction(X, one_pass=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train on ``X`` for one pass of minibatches, continuing from the last call.
+
+        The first call (on an unfitted estimator) sets everything up as
+        :meth:`fit` does, from its own ``X``: the likelihood, the scaling (fixed
+        from then on, as with ``warm_start``: later calls are scaled the same
+        way, so give the first call a representative chunk), the network and the
+        seeds. Each call then runs one epoch over its ``X`` and keeps Adam's state
+        for the next, as :meth:`sklearn.neural_network.MLPRegressor.partial_fit`
+        does; ``n_iter_`` and ``loss_curve_`` count calls. There is no early
+        stopping and no ``ConvergenceWarning``: the caller decides when to stop.
+        A call that fails or is interrupted leaves the model of the call before.
+        Adam's state is not saved by :func:`skvae.save`: a loaded model's next
+        ``partial_fit`` starts a new optimizer from the saved weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        return self._fit_as_transaction(X, one_pass=True)
+
+    def _fit_as_transaction(self, X, *, one_pass):
+        """Fit a shallow copy, then commit it in one assignment; return self.
+
+        Whatever stops the fit (an error, KeyboardInterrupt), the estimator is
+        still its previous fitted self, or unfitted; other threads see the old
+        model or the new one, never a mix.
+        """
         trained = object.__new__(type(self))
         trained.__dict__ = dict(vars(self))
-        X = trained._fit_network(X)
+        X = trained._fit_network(X, one_pass=one_pass)
         trained.__dict__.update(trained._fit_after_training(X))
         self.__dict__ = dict(vars(trained))
         return self
 
-    def _fit_network(self, X):
+    def _fit_network(self, X, *, one_pass=False):
         """Fit data layer and network, set them with the history; return validated X.
 
-        Runs on the copy that ``fit`` commits, never on the estimator in use.
+        Runs on the copy that ``fit`` commits, never on the estimator in use. With
+        ``one_pass`` (``partial_fit``): one epoch, continuing the fitted network
+        and its optimizer when there is one.
         """
-        warm = self.warm_start and hasattr(self, "module_")
+        fitted = hasattr(self, "module_")
+        warm = fitted and (self.warm_start or one_pass)
         X = self._validate_X(X, reset=not warm)
         # One draw from random_state, split into independent streams for the weights,
         # the scoring noise, the minibatch order and the validation split.
         init_seed, noise_seed, training_seed, split_seed = independent_seeds(
             self.random_state, 4
         )
+        if one_pass and fitted:
+            # Each call its own minibatch order and noise, reproducible from
+            # random_state and the number of calls before.
+            (training_seed,) = np.random.SeedSequence(
+                seed_from(self.random_state), spawn_key=(self.n_iter_,)
+            ).generate_state(1)
+            training_seed = int(training_seed)
         device = resolve_device(self.device)
         if warm:
             data_space, spec = self._data_space, self._warm_start_spec(X.shape[1])
@@ -180,12 +226,22 @@ class BaseVAE(BaseEstimator):
             module = module.to(device)
             history = None
 
-        X_train, X_val = self._split_for_early_stopping(X, split_seed)
+        optimizer = None
+        if one_pass and fitted and "_optimizer" in vars(self):
+            # Continued on the copy of the network: the fitted optimizer stays whole.
+            optimizer = torch.optim.Adam(module.parameters(), lr=self.learning_rate_init)
+            optimizer.load_state_dict(self._optimizer.state_dict())
+        elif one_pass:
+            optimizer = torch.optim.Adam(module.parameters(), lr=self.learning_rate_init)
+
+        X_train, X_val = (X, None) if one_pass else self._split_for_early_stopping(
+            X, split_seed
+        )
         train_rows = data_space.to_tensor(X_train, device)
         config = TrainingConfig(
             batch_size=min(self.batch_size, X_train.shape[0]),
             learning_rate=self.learning_rate_init,
-            max_iter=self.max_iter,
+            max_iter=1 if one_pass else self.max_iter,
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             beta=self.beta,
@@ -202,9 +258,14 @@ class BaseVAE(BaseEstimator):
             check_rows=train_rows,
             X_val=None if X_val is None else data_space.to_tensor(X_val, device),
             history=history,
+            optimizer=optimizer,
         )
         module.load_state_dict(result.state)
-        self._warn_about_training(result)
+        if one_pass and (result.interrupted or result.diverged):
+            # The steps whose weights were dropped must not linger in Adam's state.
+            optimizer = vars(self).get("_optimizer")
+        self._warn_about_training(result, one_pass=one_pass)
+        self.__dict__.pop("_optimizer", None)  # fit starts afresh; partial_fit sets it
         self.__dict__.update(
             {
                 "device_": device,
@@ -212,7 +273,11 @@ class BaseVAE(BaseEstimator):
                 "_data_space": data_space,
                 "_network_spec": spec,
                 "_noise_seed": noise_seed,
-                **self._derived_attributes(data_space, spec, result.history),
+                **self._derived_attributes(
+                    data_space, spec, result.history,
+                    validating=self.early_stopping and not one_pass,
+                ),
+                **({"_optimizer": optimizer} if one_pass and optimizer else {}),
             }
         )
         return X
@@ -229,9 +294,8 @@ class BaseVAE(BaseEstimator):
     # ConvergenceWarning: for a density model it is (more epochs, better fit).
     _warns_at_max_iter = True
 
-    def _derived_attributes(self, data_space, spec, history):
+    def _derived_attributes(self, data_space, spec, history, validating=False):
         """Public attributes that follow from the fitted state, set in one place."""
-        validating = self.early_stopping
         return {
             "likelihood_": data_space.likelihood,
             "n_components_": spec.n_components,
@@ -267,8 +331,8 @@ class BaseVAE(BaseEstimator):
         ]
         if changed:
             raise ValueError(
-                f"warm_start=True continues training the fitted network, but the "
-                f"parameters now describe another one: {', '.join(changed)}. Set "
+                f"warm_start=True and partial_fit continue training the fitted network, "
+                f"but the parameters now describe another one: {', '.join(changed)}. Set "
                 "warm_start=False to fit a new network, or set the parameters back."
             )
         return fitted
@@ -288,7 +352,7 @@ class BaseVAE(BaseEstimator):
         order = np.random.RandomState(seed % (2**32)).permutation(n_samples)
         return X[order[n_val:]], X[order[:n_val]]
 
-    def _warn_about_training(self, result):
+    def _warn_about_training(self, result, one_pass=False):
         if result.diverged:
             warn(
                 f"Training stopped after {result.history.n_iter} epochs because the loss "
@@ -300,6 +364,7 @@ class BaseVAE(BaseEstimator):
             )
         elif (
             self._warns_at_max_iter
+            and not one_pass
             and not (result.converged or result.interrupted)
             and result.n_epochs == self.max_iter
         ):
@@ -440,12 +505,12 @@ class BaseVAE(BaseEstimator):
         """``device_``, or the CPU when that device is missing on this machine."""
         return usable_device(self.device_)
 
-    def _map_rows(self, function, X, chunk_rows):
+    def _map_rows(self, function, X, chunk_rows, *, verbose=0):
         """``function`` of the scaled rows of validated ``X``, as a float64 array."""
         device = self._device_here()
         return map_rows(
             function, X, lambda block: self._data_space.to_tensor(block, device),
-            chunk_rows, input_name="X", owner=type(self).__name__,
+            chunk_rows, input_name="X", owner=type(self).__name__, verbose=verbose,
         )
 
     def encode(self, X):
@@ -467,6 +532,7 @@ class BaseVAE(BaseEstimator):
         """
         check_is_fitted(self)
         X = self._validate_X(X)
+        self._data_space.check_support(X, estimator_name=type(self).__name__, clip=True)
         means = self._map_rows(lambda x: self.module_.encoder(x)[0], X, CHUNK_ROWS)
         return means.astype(X.dtype, copy=False)
 
@@ -609,7 +675,9 @@ class BaseVAE(BaseEstimator):
             noise = standard_normal_per_row(row_keys(x, seed), n_draws, n_components)
             return self.module_.log_likelihood(x, noise)
 
-        log_px = self._map_rows(log_px, X, importance_chunk_rows(n_draws))
+        log_px = self._map_rows(
+            log_px, X, importance_chunk_rows(n_draws), verbose=self.verbose
+        )
         log_px -= self._data_space.log_abs_det
         return log_px
 

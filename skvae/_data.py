@@ -107,8 +107,8 @@ class DataSpace:
         warn(
             f"{what} contains values outside [0, 1] (min={bounds[0]:.6g}, "
             f"max={bounds[1]:.6g}), which the 'bernoulli' likelihood of this "
-            f"{estimator_name} does not model; they are scored as the nearest of 0 "
-            "and 1. Fit with likelihood='gaussian' to score them as they are, or "
+            f"{estimator_name} does not model; they are encoded and scored as the "
+            "nearest of 0 and 1. Fit with likelihood='gaussian' to score them as they are, or "
             "scale with MinMaxScaler(clip=True).",
             UserWarning,
         )

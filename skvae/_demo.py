@@ -59,7 +59,8 @@ def run_demo(output_dir="skvae-demo", *, max_iter=200, random_state=0, out=print
     for n_components in (2, 8):
         start = time.perf_counter()
         vae = VAETransformer(
-            n_components=n_components, max_iter=max_iter, random_state=random_state
+            n_components=n_components, likelihood="bernoulli", max_iter=max_iter,
+            random_state=random_state,
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)

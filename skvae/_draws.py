@@ -49,12 +49,16 @@ def row_keys(x, seed):
     """A 64-bit key per row of the float32 tensor ``x``, from its bits and ``seed``.
 
     A multilinear hash: each value's bits times a random odd multiplier of its
-    column, summed modulo 2**64, then mixed with the seed. Equal rows (bit for
-    bit) get equal keys; changing a value or moving it to another column changes
-    the key, but for a chance of about 2**-64 per pair of rows.
+    column, summed modulo 2**64, then mixed with the seed. Rows holding the same
+    values get equal keys (-0.0 counts as 0.0); changing a value or moving it to
+    another column changes the key, except by chance. The chance is small but not
+    2**-64: values whose bits end in zeros (0.0 and 1.0 end in 23) lose as many
+    bits of the hash, so two distinct binary rows share a key with a chance of
+    about 2**-41. Such rows would only share their draws.
     """
     positions = torch.arange(1, x.shape[-1] + 1, device=x.device, dtype=torch.int64)
     multipliers = mix64(positions * _GOLDEN) | 1
+    x = x + 0.0  # -0.0 + 0.0 is +0.0: the same value, the same bits
     bits = x.contiguous().view(torch.int32).to(torch.int64)
     return mix64((bits * multipliers).sum(dim=-1) + _as_int64(int(seed) * _GOLDEN))
 
@@ -62,9 +66,10 @@ def row_keys(x, seed):
 def standard_normal_per_row(keys, n_draws, n_dims):
     """Standard-normal draws of shape (n_draws, n_rows, n_dims), one stream per key.
 
-    Draw ``(k, i, j)`` is a function of ``keys[i]`` and of ``k * n_dims + j``
-    only. Each random word gives two 24-bit uniforms and, by Box-Muller, two
-    normals; the smallest uniform, 2**-25, bounds the draws at about 5.9 standard
+    Draw ``(k, i, j)`` is a function of ``keys[i]``, ``n_draws``, ``n_dims`` and
+    ``(k, j)``: the same call always gives the same draws, but the first draws of
+    a call with more ``n_draws`` are not those of a call with fewer. Each random
+    word gives two 24-bit uniforms and, by Box-Muller, two normals; the smallest uniform, 2**-25, bounds the draws at about 5.9 standard
     deviations (a probability of 4e-9 is cut off).
     """
     n_values = n_draws * n_dims

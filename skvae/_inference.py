@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from sklearn.utils import gen_batches
 
+from ._progress import block_bar
+
 # Rows per inference chunk for one forward pass per row (encoding, decoding).
 CHUNK_ROWS = 256
 # Decoder rows per importance-sampling chunk: rows x samples stays below this.
@@ -56,7 +58,8 @@ def map_in_fixed_chunks(function, x, chunk_rows):
     return torch.cat(outputs)
 
 
-def map_rows(function, X, to_tensor, chunk_rows, *, input_name, owner, dtype=np.float64):
+def map_rows(function, X, to_tensor, chunk_rows, *, input_name, owner, dtype=np.float64,
+             verbose=0):
     """``function`` of every row of the array ``X``, as a numpy array.
 
     Parameters
@@ -73,6 +76,8 @@ def map_rows(function, X, to_tensor, chunk_rows, *, input_name, owner, dtype=np.
         Name of the input and of the estimator, for error messages.
     dtype : numpy dtype, default=np.float64
         dtype of the output.
+    verbose : int, default=0
+        1 shows a progress bar over the blocks of a call that has several.
 
     Raises
     ------
@@ -80,6 +85,17 @@ def map_rows(function, X, to_tensor, chunk_rows, *, input_name, owner, dtype=np.
         If ``function`` gives NaN or infinity for a row, naming the row.
     """
     block_rows = chunk_rows * max(1, BLOCK_ROWS // chunk_rows)
+    bar = block_bar(verbose, -(-X.shape[0] // block_rows), owner)
+    try:
+        return _map_blocks(function, X, to_tensor, chunk_rows, block_rows, input_name,
+                           owner, dtype, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _map_blocks(function, X, to_tensor, chunk_rows, block_rows, input_name, owner, dtype,
+                bar):
     output = None
     for rows in gen_batches(X.shape[0], block_rows):
         block = X[rows]
@@ -89,6 +105,8 @@ def map_rows(function, X, to_tensor, chunk_rows, *, input_name, owner, dtype=np.
         if output is None:
             output = np.empty((X.shape[0],) + tuple(values.shape[1:]), dtype=dtype)
         output[rows] = values.cpu().numpy()
+        if bar is not None:
+            bar.update(1)
     return output
 
 

@@ -120,33 +120,25 @@ LIKELIHOODS = {
 # Values this close to 0 or 1 count as lying on the bound: scaling leaves maxima
 # such as 1.0000000000000004 (MinMaxScaler), which must not flip the choice.
 BOUND_TOLERANCE = 1e-6
-# Share of values on the bounds from which data in [0, 1] are taken for binary or
-# image-like (mostly black or white pixels: 49% of the digits' values, 80% of
-# MNIST's). Continuous features squeezed into [0, 1] by MinMaxScaler have one
-# value per column on each bound, a few percent at most; a table with a binary
-# column among continuous ones (the diabetes data: 11%) stays below it too.
-MIN_SHARE_ON_BOUNDS = 0.3
 
 
 def choose_likelihood(X):
     """Name of the likelihood that ``likelihood="auto"`` picks for data ``X``.
 
-    ``"bernoulli"`` for binary or image-like data: every value in [0, 1] (within
-    ``BOUND_TOLERANCE``) and at least ``MIN_SHARE_ON_BOUNDS`` of them on 0 or 1.
-    ``"gaussian"`` otherwise, including continuous features rescaled into [0, 1],
-    so that every cross-validation fold of the same data gets the same choice.
+    ``"bernoulli"`` for binary data: every value 0 or 1 (within
+    ``BOUND_TOLERANCE``). ``"gaussian"`` for everything else, grey levels and
+    continuous features rescaled into [0, 1] included. The rule depends on what
+    the values are, not on how many of them are which, so every cross-validation
+    fold of the same data gets the same choice (a rule on the share of values at
+    0 or 1 flips for data near its threshold). Grey-level images in [0, 1] are
+    usually modelled as Bernoulli: ask for it with ``likelihood="bernoulli"``.
     """
     if X.size == 0:
         return GaussianLikelihood.name
-    low, high = float(np.min(X)), float(np.max(X))
-    if low < -BOUND_TOLERANCE or high > 1.0 + BOUND_TOLERANCE:
-        return GaussianLikelihood.name
-    on_bounds = np.count_nonzero(X <= BOUND_TOLERANCE) + np.count_nonzero(
-        X >= 1.0 - BOUND_TOLERANCE
+    binary = np.count_nonzero(np.abs(X) <= BOUND_TOLERANCE) + np.count_nonzero(
+        np.abs(X - 1.0) <= BOUND_TOLERANCE
     )
-    if on_bounds >= MIN_SHARE_ON_BOUNDS * X.size:
-        return BernoulliLikelihood.name
-    return GaussianLikelihood.name
+    return BernoulliLikelihood.name if binary == X.size else GaussianLikelihood.name
 
 
 def outside_support(X, likelihood):

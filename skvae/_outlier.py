@@ -121,7 +121,7 @@ default="log_likelihood"
         Distribution of the data given the latent code. Gaussian by default, on
         internally standardised features, because anomaly detection must score
         rows outside the range of the training data. With ``"bernoulli"`` (and
-        ``"auto"`` on binary or image-like data, see
+        ``"auto"`` on binary data, see
         :class:`~skvae.VAETransformer`) scoring rows with values outside [0, 1]
         raises ``ValueError``: the model gives them probability zero, and
         clipping them, as :class:`~skvae.VAETransformer` does, could hide the
@@ -158,7 +158,10 @@ default="log_likelihood"
         Seeds the weights, minibatch order, training noise and the per-row draws
         used for scoring. Pass an int for reproducible results.
     verbose : int, default=0
-        Print the loss after every epoch when positive.
+        0 prints nothing. 1 shows a progress bar (tqdm's, in a terminal or a
+        notebook) over the epochs of :meth:`fit`, with the loss, the validation
+        score and the time left, and over the row blocks of long
+        :meth:`score_samples` calls. 2 prints one line per epoch instead.
     warm_start : bool, default=False
         Continue training the fitted network on the next call to :meth:`fit`.
 
@@ -396,9 +399,9 @@ default="log_likelihood"
         return np.where(self.decision_function(X) < 0, -1, 1)
 
     def _anomaly_scores(self, X, random_state=None):
-        # The Bernoulli likelihood gives such rows probability zero; a score of
-        # -inf would be exact but breaks means, plots and thresholds, so they are
-        # refused as VAETransformer.score_samples refuses them.
+        # The Bernoulli likelihood gives rows outside [0, 1] probability zero; a
+        # score of -inf would be exact but breaks means, plots and thresholds, and
+        # clipping them, as VAETransformer does, could hide an outlier: refused.
         self._data_space.check_support(X, estimator_name=type(self).__name__)
         anomaly_score, n_draws = self._offset_score
         if anomaly_score == "log_likelihood":

@@ -17,6 +17,7 @@ import torch
 from torch.func import functional_call
 
 from ._losses import trimmed_mean
+from ._progress import EpochReport
 from ._warnings import warn
 
 
@@ -103,7 +104,7 @@ class TrainingConfig:
     # Added to every reported loss so that the history is in the units of the
     # user's data rather than of the internally scaled data.
     loss_offset: float = 0.0
-    verbose: int = 0
+    verbose: int = 0  # 1: a progress bar; 2: a line per epoch
     # Fraction of each minibatch, the worst-explained rows, left out of the step.
     trim_fraction: float = 0.0
 
@@ -243,7 +244,7 @@ def _first_usable(module, candidates, X, config):
 
 
 def train(module, make_batches, config, generator, *, check_rows, X_val=None,
-          history=None):
+          history=None, optimizer=None):
     """Maximise the ELBO of ``module`` with Adam; returns a :class:`TrainingResult`.
 
     Parameters
@@ -263,15 +264,22 @@ def train(module, make_batches, config, generator, *, check_rows, X_val=None,
         Held-out rows for early stopping; the weights of the best epoch are kept.
     history : TrainingHistory or None
         The history of earlier fits (warm start); not changed.
+    optimizer : torch.optim.Adam or None
+        An optimizer over ``module``'s parameters to continue with, its state
+        kept (``partial_fit``); its learning rate is set to the config's. None
+        starts a new one.
 
     Stops after ``config.max_iter`` epochs, or earlier when the stopping rule
-    (see :class:`_Progress` and :func:`_window_improved`) sees no progress. A non-finite loss stops training and
-    keeps the last finite weights; ``KeyboardInterrupt`` stops it and keeps the
+    (:meth:`_Progress.after_epoch`, :func:`_window_improved`) sees no progress. A
+    non-finite loss stops training and keeps the last finite weights; ``KeyboardInterrupt`` stops it and keeps the
     weights of the last complete epoch, with a ``RuntimeWarning``.
     """
     history = history if history is not None else TrainingHistory()
     result = TrainingResult(history=history, state={})
-    optimizer = torch.optim.Adam(module.parameters(), lr=config.learning_rate)
+    if optimizer is None:
+        optimizer = torch.optim.Adam(module.parameters(), lr=config.learning_rate)
+    for group in optimizer.param_groups:
+        group["lr"] = config.learning_rate
     validating = X_val is not None
     best_score = -math.inf
     if validating:
@@ -290,39 +298,36 @@ def train(module, make_batches, config, generator, *, check_rows, X_val=None,
         initial_state, initial_state, best_score,
     )
     module.train()
-    try:
-        for _ in range(config.max_iter):
-            loss = run_epoch(module, optimizer, make_batches(), config, generator)
-            loss += config.loss_offset
-            if not math.isfinite(loss):
-                result.diverged = True
-                break
-            score = None
-            if validating:
-                score = validation_score(module, X_val, val_noise, config.beta)
-                score -= config.loss_offset
-            progress = progress.after_epoch(loss, score, _snapshot(module), config)
-            if config.verbose:
-                message = f"Epoch {len(progress.loss_curve)}, loss = {loss:.4f}"
+    with EpochReport(config.verbose, config.max_iter) as report:
+        try:
+            for _ in range(config.max_iter):
+                loss = run_epoch(module, optimizer, make_batches(), config, generator)
+                loss += config.loss_offset
+                if not math.isfinite(loss):
+                    result.diverged = True
+                    break
+                score = None
                 if validating:
-                    message += f", validation ELBO = {score:.4f}"
-                print(message)
-            if progress.epochs_without_improvement >= _patience(validating, config):
-                result.converged = True
-                break
-    except KeyboardInterrupt:
-        result.interrupted = True
-        warn(
-            "Training interrupted by the user; keeping the best weights so far "
-            f"(after {len(progress.loss_curve)} complete epochs)."
-            + (
-                " No epoch finished, so the model keeps its starting weights; call "
-                "fit again to train it."
-                if not progress.loss_curve
-                else ""
-            ),
-            RuntimeWarning,
-        )
+                    score = validation_score(module, X_val, val_noise, config.beta)
+                    score -= config.loss_offset
+                progress = progress.after_epoch(loss, score, _snapshot(module), config)
+                report.epoch(len(progress.loss_curve), loss, score)
+                if progress.epochs_without_improvement >= _patience(validating, config):
+                    result.converged = True
+                    break
+        except KeyboardInterrupt:
+            result.interrupted = True
+            warn(
+                "Training interrupted by the user; keeping the best weights so far "
+                f"(after {len(progress.loss_curve)} complete epochs)."
+                + (
+                    " No epoch finished, so the model keeps its starting weights; call "
+                    "fit again to train it."
+                    if not progress.loss_curve
+                    else ""
+                ),
+                RuntimeWarning,
+            )
     result.history = TrainingHistory(list(progress.loss_curve), list(progress.validation_scores))
     result.n_epochs = progress.n_epochs
     # previous_state gave a finite loss on the first batch of the epoch after it;

@@ -58,12 +58,12 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         data in [0, 1] (binary data, images scaled to [0, 1]); ``"gaussian"``
         models real values with a learned variance per feature, after
         standardising each feature internally. ``"auto"`` picks ``"bernoulli"``
-        for binary or image-like data, all values in [0, 1] with at least
-        30% of them on 0 or 1 (rounding errors at the bounds ignored), and
-        ``"gaussian"`` otherwise, so continuous features rescaled into [0, 1] by
-        ``MinMaxScaler`` get a Gaussian in every cross-validation fold; the choice
-        is stored in ``likelihood_``. A Bernoulli model scores values outside
-        [0, 1] as the nearest bound, with a ``UserWarning``.
+        for binary data (every value 0 or 1, rounding errors ignored) and
+        ``"gaussian"`` otherwise, so that every cross-validation fold of the same
+        data gets the same choice; the choice is stored in ``likelihood_``. Pass
+        ``"bernoulli"`` for grey-level images, the usual image VAE. A Bernoulli
+        model encodes and scores values outside [0, 1] as the nearest bound,
+        with a ``UserWarning``.
     beta : float, default=1.0
         Weight of the KL term. 1 is the standard VAE and gives a proper bound on
         the log-likelihood; larger values trade reconstruction for a smoother
@@ -103,7 +103,10 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         per-row draws of :meth:`score_samples`. Pass an int for reproducible
         results; fitting never changes numpy's or torch's global random state.
     verbose : int, default=0
-        Print the loss after every epoch when positive.
+        0 prints nothing. 1 shows a progress bar (tqdm's, in a terminal or a
+        notebook) over the epochs of :meth:`fit`, with the loss, the validation
+        score and the time left, and over the row blocks of long
+        :meth:`score_samples` calls. 2 prints one line per epoch instead.
     warm_start : bool, default=False
         Continue training the fitted network on the next call to :meth:`fit`
         instead of starting again; the likelihood and scaling of the first fit are
@@ -161,7 +164,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
     >>> from skvae import VAETransformer
     >>> X = load_digits().data / 16.0  # grey levels in [0, 1]
     >>> vae = VAETransformer(n_components=2, hidden_layer_sizes=(64,), max_iter=5,
-    ...                      random_state=0)
+    ...                      likelihood="bernoulli", random_state=0)
     >>> with warnings.catch_warnings():  # 5 epochs: a demonstration, not a fit
     ...     warnings.simplefilter("ignore", ConvergenceWarning)
     ...     Z = vae.fit_transform(X)

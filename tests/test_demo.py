@@ -46,3 +46,10 @@ def test_command_line_help_version_and_errors(capsys):
         assert exit_info.value.code == 2
         error = capsys.readouterr().err
         assert "--max-iter" in error and "Traceback" not in error
+
+
+def test_command_line_reports_an_unwritable_output_folder(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--output-dir", "/dev/null/out", "--max-iter", "1"])
+    assert exit_info.value.code == 2
+    assert "cannot write" in capsys.readouterr().err

@@ -116,3 +116,18 @@ def test_scores_are_batch_invariant_whatever_the_number_of_draws(n_importance_sa
     vae.set_params(n_importance_samples=n_importance_samples)
     order = np.random.RandomState(5).permutation(len(X))
     np.testing.assert_array_equal(vae.score_samples(X[order]), vae.score_samples(X)[order])
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_minus_zero_is_zero(likelihood):
+    from skvae import VAETransformer
+
+    X = (np.random.RandomState(0).uniform(size=(40, 4)) > 0.5).astype(float)
+    X[:, 0] -= X[:, 0].mean()  # a column whose mean is exactly 0 after scaling
+    vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=2, likelihood=likelihood,
+                         random_state=0, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vae.fit(np.abs(X) if likelihood == "bernoulli" else X)
+    row = np.zeros((1, 4))
+    np.testing.assert_array_equal(vae.score_samples(row), vae.score_samples(-row))

@@ -53,7 +53,8 @@ def test_samples_follow_the_mean():
 @pytest.mark.parametrize(
     "X, expected",
     [
-        (np.array([[0.0, 1.0], [0.5, 0.25]]), "bernoulli"),
+        (np.array([[0.0, 1.0], [1.0, 0.0]]), "bernoulli"),
+        (np.array([[0.0, 1.0], [0.5, 0.25]]), "gaussian"),  # grey levels: ask for it
         (np.array([[0.0, 1.5]]), "gaussian"),
         (np.array([[-0.1, 0.5]]), "gaussian"),
     ],

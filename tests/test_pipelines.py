@@ -46,21 +46,32 @@ def test_auto_is_not_flipped_by_rounding_at_the_bounds():
     scaled = MinMaxScaler().fit_transform(X)
     scaled[0, 0] = 1.0000000000000004  # as MinMaxScaler leaves it in some folds
     assert choose_likelihood(scaled) == choose_likelihood(np.clip(scaled, 0, 1))
-    images = (np.random.RandomState(1).uniform(size=(50, 64)) > 0.6) * np.random.rand(50, 64)
-    images[0, 0] = 1.0000000000000004
-    assert choose_likelihood(images) == "bernoulli"
+    binary = (np.random.RandomState(1).uniform(size=(50, 64)) > 0.6).astype(float)
+    binary[0, 0] = 1.0000000000000004
+    binary[1, 1] = -1e-12
+    assert choose_likelihood(binary) == "bernoulli"
+
+
+def test_auto_gives_every_fold_of_zero_inflated_data_the_same_likelihood():
+    # 30% zeros in [0, 1]: a rule on the share of values at the bounds flipped
+    # between folds of these data.
+    rng = np.random.RandomState(0)
+    X = np.where(rng.rand(200, 10) < 0.3, 0.0, rng.uniform(0.01, 0.99, (200, 10)))
+    choices = {choose_likelihood(X[rows]) for rows in np.array_split(rng.permutation(200), 5)}
+    assert choices == {"gaussian"}
 
 
 @pytest.mark.parametrize(
     "data, expected",
     [
         (np.random.RandomState(0).randint(0, 2, size=(50, 8)), "bernoulli"),  # binary
-        (load_digits().data / 16.0, "bernoulli"),  # images: mostly black pixels
+        (load_digits().data / 16.0, "gaussian"),  # grey levels: pass "bernoulli"
+        (load_digits().data > 8, "bernoulli"),  # binarised images
         (MinMaxScaler().fit_transform(load_wine().data), "gaussian"),  # continuous
         (np.random.RandomState(0).uniform(size=(50, 8)), "gaussian"),
         (np.random.RandomState(0).normal(size=(50, 8)), "gaussian"),
     ],
-    ids=["binary", "digits/16", "wine-minmax", "uniform", "normal"],
+    ids=["binary", "digits/16", "digits-binarised", "wine-minmax", "uniform", "normal"],
 )
 def test_auto_chooses_by_what_the_data_are(data, expected):
     assert choose_likelihood(np.asarray(data, dtype=float)) == expected
@@ -70,7 +81,7 @@ def test_bernoulli_scores_values_outside_the_unit_interval_as_the_bound_with_a_w
     X = load_digits().data / 16.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        vae = small_vae().fit(X[:500])
+        vae = small_vae(likelihood="bernoulli").fit(X[:500])
     assert vae.likelihood_ == "bernoulli"
     outside = X[500:510].copy()
     outside[:, 3] = 1.5
@@ -78,6 +89,9 @@ def test_bernoulli_scores_values_outside_the_unit_interval_as_the_bound_with_a_w
     with pytest.warns(UserWarning, match=r"outside \[0, 1\].*nearest of 0 and 1"):
         scores = vae.score_samples(outside)
     np.testing.assert_array_equal(scores, vae.score_samples(np.clip(outside, 0, 1)))
+    with pytest.warns(UserWarning, match=r"outside \[0, 1\]"):
+        codes = vae.transform(outside)
+    np.testing.assert_array_equal(codes, vae.transform(np.clip(outside, 0, 1)))
     # Rounding errors at the bounds are not worth a warning.
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -36,7 +36,7 @@ def gaussian_data():
 
 @pytest.fixture(scope="module")
 def unit_data():
-    """Image-like data: grey levels in [0, 1], 40% of them black (exactly 0)."""
+    """Grey levels in [0, 1], 40% of them black (exactly 0), as in images."""
     X = np.random.RandomState(1).uniform(size=(120, 6))
     X[X < 0.4] = 0.0
     return X
@@ -60,7 +60,9 @@ def test_output_shapes_and_dtypes(fitted, gaussian_data):
 
 def test_auto_likelihood_is_recorded(fitted, unit_data):
     assert fitted.likelihood_ == "gaussian"
-    assert fit_quietly(small_vae(max_iter=1), unit_data).likelihood_ == "bernoulli"
+    assert fit_quietly(small_vae(max_iter=1), unit_data).likelihood_ == "gaussian"
+    binary = (unit_data > 0.5).astype(float)
+    assert fit_quietly(small_vae(max_iter=1), binary).likelihood_ == "bernoulli"
 
 
 def test_transform_and_scores_do_not_depend_on_batch_or_order(fitted, gaussian_data):
@@ -109,7 +111,7 @@ def test_sample_is_seeded_and_offers_the_mean(fitted):
 
 
 def test_bernoulli_samples_are_binary_and_means_are_probabilities(unit_data):
-    vae = fit_quietly(small_vae(max_iter=2), unit_data)
+    vae = fit_quietly(small_vae(max_iter=2, likelihood="bernoulli"), unit_data)
     assert set(np.unique(vae.sample(50, random_state=0))) <= {0.0, 1.0}
     means = vae.sample(50, random_state=0, return_mean=True)
     assert np.all((means > 0) & (means < 1))
@@ -240,7 +242,7 @@ def test_wrong_number_of_features_is_named(fitted):
 def test_bernoulli_refuses_training_values_outside_the_unit_interval(unit_data):
     with pytest.raises(ValueError, match=r"outside \[0, 1\].*max=2.99"):
         small_vae(likelihood="bernoulli").fit(unit_data * 3)
-    vae = fit_quietly(small_vae(max_iter=1), unit_data)
+    vae = fit_quietly(small_vae(max_iter=1, likelihood="bernoulli"), unit_data)
     with pytest.warns(UserWarning, match=r"min=-1.*nearest of 0 and 1.*likelihood='gaussian'"):
         vae.score_samples(unit_data - 1)
 
