@@ -501,6 +501,17 @@ class BaseVAE(BaseEstimator):
             self, X, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=True
         )
 
+    def _fitted_view(self):
+        """This estimator as it is now, whatever fit another thread commits meanwhile.
+
+        ``fit`` replaces the attribute dict in one assignment and never changes a
+        committed one in place, so an object that shares the current dict sees
+        one model, whole, for the length of a call.
+        """
+        view = object.__new__(type(self))
+        view.__dict__ = self.__dict__  # the same dict, not a copy
+        return view
+
     def _device_here(self):
         """``device_``, or the CPU when that device is missing on this machine."""
         return usable_device(self.device_)
@@ -531,6 +542,7 @@ class BaseVAE(BaseEstimator):
             Posterior means, in the floating dtype of ``X``.
         """
         check_is_fitted(self)
+        self = self._fitted_view()  # one model for the whole call, even if refitted
         X = self._validate_X(X)
         self._data_space.check_support(X, estimator_name=type(self).__name__, clip=True)
         means = self._map_rows(lambda x: self.module_.encoder(x)[0], X, CHUNK_ROWS)
@@ -554,6 +566,7 @@ class BaseVAE(BaseEstimator):
             the floating dtype of ``Z``.
         """
         check_is_fitted(self)
+        self = self._fitted_view()  # one model for the whole call, even if refitted
         Z = check_array(Z, dtype=[np.float64, np.float32], input_name="Z")
         n_components = self._network_spec.n_components
         if Z.shape[1] != n_components:
@@ -608,6 +621,7 @@ class BaseVAE(BaseEstimator):
                 f"n_samples={n_samples!r} must be a positive integer, the number of "
                 "rows to generate."
             )
+        self = self._fitted_view()  # one model for the whole call, even if refitted
         generator = torch.Generator().manual_seed(seed_from(random_state))
         z = torch.randn((n_samples, self._network_spec.n_components), generator=generator)
         with torch.no_grad():
@@ -662,6 +676,7 @@ class BaseVAE(BaseEstimator):
             Estimated log p(x) per row (higher is more likely).
         """
         check_is_fitted(self)
+        self = self._fitted_view()  # one model for the whole call, even if refitted
         X = self._validate_X(X)
         self._data_space.check_support(X, estimator_name=type(self).__name__, clip=True)
         return self._log_likelihood(X, random_state)

@@ -366,6 +366,7 @@ default="log_likelihood"
             Higher for more normal rows, lower for outliers.
         """
         check_is_fitted(self)
+        self = self._fitted_view()  # one model for the whole call, even if refitted
         return self._anomaly_scores(self._validate_X(X), random_state)
 
     def decision_function(self, X):
@@ -381,7 +382,9 @@ default="log_likelihood"
         decision : ndarray of shape (n_samples,)
             Shifted scores; the threshold of :meth:`predict` is 0.
         """
-        return self.score_samples(X) - self.offset_
+        check_is_fitted(self)
+        view = self._fitted_view()  # scores and offset_ of the same fit
+        return view.score_samples(X) - view.offset_
 
     def predict(self, X):
         """Label each row as an inlier (+1) or an outlier (-1).

@@ -218,6 +218,7 @@ def test_a_dense_warm_start_ignores_image_shape():
     assert vae.n_iter_ == 6
 
 
+@pytest.mark.slow
 def test_other_threads_see_the_old_model_or_the_new_one_never_a_mix():
     import threading
 
