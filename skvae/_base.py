@@ -25,14 +25,20 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._data import DataSpace
+from ._data import DataSpace, is_streamed
 from ._devices import resolve_device, usable_device
 from ._draws import row_keys, standard_normal_per_row
 from ._inference import CHUNK_ROWS, importance_chunk_rows, map_in_fixed_chunks, map_rows
 from ._likelihoods import LIKELIHOODS
 from ._networks import ACTIVATIONS, NetworkSpec
 from ._random import independent_seeds, seed_from
-from ._training import TrainingConfig, TrainingHistory, shuffled_batches, train
+from ._training import (
+    TrainingConfig,
+    TrainingHistory,
+    shuffled_batches,
+    streamed_batches,
+    train,
+)
 from ._warnings import warn
 
 # Seeds are 32-bit words of a SeedSequence.
@@ -234,12 +240,12 @@ class BaseVAE(BaseEstimator):
         elif one_pass:
             optimizer = torch.optim.Adam(module.parameters(), lr=self.learning_rate_init)
 
-        X_train, X_val = (X, None) if one_pass else self._split_for_early_stopping(
-            X, split_seed
+        train_index, val_index = (
+            (None, None) if one_pass else self._split_for_early_stopping(X.shape[0], split_seed)
         )
-        train_rows = data_space.to_tensor(X_train, device)
+        n_train = X.shape[0] if train_index is None else len(train_index)
         config = TrainingConfig(
-            batch_size=min(self.batch_size, X_train.shape[0]),
+            batch_size=min(self.batch_size, n_train),
             learning_rate=self.learning_rate_init,
             max_iter=1 if one_pass else self.max_iter,
             tol=self.tol,
@@ -250,15 +256,36 @@ class BaseVAE(BaseEstimator):
             trim_fraction=self._trim_fraction(),
         )
         generator = torch.Generator(device=device).manual_seed(training_seed)
+        X_val = None if val_index is None else data_space.to_tensor(X[val_index], device)
+        if is_streamed(X):
+            # Minibatches read from X (a memmap, say): never a tensor of all of it.
+            # Their order comes from a CPU generator of its own, the noise from
+            # the device's.
+            (order_seed,) = np.random.SeedSequence(training_seed).generate_state(1)
+            order = torch.Generator().manual_seed(int(order_seed))
+
+            def make_batches():
+                return streamed_batches(
+                    X, train_index, config.batch_size, order,
+                    lambda rows: data_space.to_tensor(rows, device),
+                )
+
+            first = np.arange(min(1024, n_train)) if train_index is None else (
+                train_index[:1024]
+            )
+            check_rows = data_space.to_tensor(X[np.sort(first)], device)
+        else:
+            train_rows = data_space.to_tensor(
+                X if val_index is None else X[train_index], device
+            )
+
+            def make_batches():
+                return shuffled_batches(train_rows, config.batch_size, generator)
+
+            check_rows = train_rows
         result = train(
-            module,
-            lambda: shuffled_batches(train_rows, config.batch_size, generator),
-            config,
-            generator,
-            check_rows=train_rows,
-            X_val=None if X_val is None else data_space.to_tensor(X_val, device),
-            history=history,
-            optimizer=optimizer,
+            module, make_batches, config, generator, check_rows=check_rows, X_val=X_val,
+            history=history, optimizer=optimizer,
         )
         module.load_state_dict(result.state)
         if one_pass and (result.interrupted or result.diverged):
@@ -337,10 +364,10 @@ class BaseVAE(BaseEstimator):
             )
         return fitted
 
-    def _split_for_early_stopping(self, X, seed):
+    def _split_for_early_stopping(self, n_samples, seed):
+        """Row indices to train and to validate on; ``(None, None)`` for all, none."""
         if not self.early_stopping:
-            return X, None
-        n_samples = X.shape[0]
+            return None, None
         n_val = max(1, int(round(self.validation_fraction * n_samples)))
         if n_samples - n_val < 1:
             raise ValueError(
@@ -350,7 +377,7 @@ class BaseVAE(BaseEstimator):
                 "early_stopping=False."
             )
         order = np.random.RandomState(seed % (2**32)).permutation(n_samples)
-        return X[order[n_val:]], X[order[:n_val]]
+        return order[n_val:], order[:n_val]
 
     def _warn_about_training(self, result, one_pass=False):
         if result.diverged:

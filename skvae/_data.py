@@ -19,6 +19,47 @@ from ._likelihoods import LIKELIHOODS, check_support, choose_likelihood, outside
 from ._warnings import warn
 
 
+# Data with more values than this, or backed by a file (a numpy.memmap), are never
+# copied whole: statistics are computed in row blocks and training reads its
+# minibatches from the array (see is_streamed).
+STREAM_VALUES = 2**26
+_STATS_BLOCK_ROWS = 65536
+
+
+def is_streamed(X):
+    """Whether ``X`` is read in blocks and minibatches instead of copied whole.
+
+    True for arrays backed by a file (a ``numpy.memmap``, or a view of one, as
+    input validation returns) and for arrays of more than ``STREAM_VALUES``
+    values.
+    """
+    if X.size > STREAM_VALUES:
+        return True
+    array = X
+    while array is not None:
+        if isinstance(array, np.memmap):
+            return True
+        array = getattr(array, "base", None)
+    return False
+
+
+def _row_blocks(X, block_rows=_STATS_BLOCK_ROWS):
+    for start in range(0, X.shape[0], block_rows):
+        yield X[start : start + block_rows]
+
+
+def _streamed_mean_std(X):
+    """Per-column mean and standard deviation of ``X`` in float64, two passes of blocks."""
+    total = np.zeros(X.shape[1])
+    for block in _row_blocks(X):
+        total += block.sum(axis=0, dtype=np.float64)
+    mean = total / X.shape[0]
+    squares = np.zeros(X.shape[1])
+    for block in _row_blocks(X):
+        squares += ((block.astype(np.float64) - mean) ** 2).sum(axis=0)
+    return mean, np.sqrt(squares / X.shape[0])
+
+
 class DataSpace:
     """Fitted map from data rows to network tensors and back.
 
@@ -52,8 +93,13 @@ class DataSpace:
         Real-valued data (Gaussian likelihood) are standardised per feature;
         data in [0, 1] for the Bernoulli likelihood are left as they are.
         """
+        streamed = is_streamed(X)
         if likelihood == "auto":
-            likelihood = choose_likelihood(X)
+            if streamed:
+                binary = all(choose_likelihood(b) == "bernoulli" for b in _row_blocks(X))
+                likelihood = "bernoulli" if binary else "gaussian"
+            else:
+                likelihood = choose_likelihood(X)
         else:
             check_support(X, likelihood, estimator_name=estimator_name)
         n_features = X.shape[1]
@@ -61,8 +107,11 @@ class DataSpace:
             return cls(likelihood, np.zeros(n_features), np.ones(n_features))
         # Overflow is reported below, with advice, rather than as numpy's warning.
         with np.errstate(over="ignore", invalid="ignore"):
-            shift = X.mean(axis=0, dtype=np.float64)
-            scale = X.std(axis=0, dtype=np.float64)
+            if streamed:  # no temporary the size of X
+                shift, scale = _streamed_mean_std(X)
+            else:
+                shift = X.mean(axis=0, dtype=np.float64)
+                scale = X.std(axis=0, dtype=np.float64)
         if not (np.all(np.isfinite(shift)) and np.all(np.isfinite(scale))):
             raise ValueError(
                 "The mean or standard deviation of X overflows float64 (values "

@@ -69,8 +69,9 @@ def standard_normal_per_row(keys, n_draws, n_dims):
     Draw ``(k, i, j)`` is a function of ``keys[i]``, ``n_draws``, ``n_dims`` and
     ``(k, j)``: the same call always gives the same draws, but the first draws of
     a call with more ``n_draws`` are not those of a call with fewer. Each random
-    word gives two 24-bit uniforms and, by Box-Muller, two normals; the smallest uniform, 2**-25, bounds the draws at about 5.9 standard
-    deviations (a probability of 4e-9 is cut off).
+    word gives two 24-bit uniforms and, by Box-Muller, two normals; the smallest
+    uniform, 2**-25, bounds the draws at about 5.9 standard deviations (a
+    probability of 4e-9 is cut off).
     """
     n_values = n_draws * n_dims
     n_words = (n_values + 1) // 2

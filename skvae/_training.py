@@ -13,6 +13,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch.func import functional_call
 
@@ -116,6 +117,23 @@ def shuffled_batches(X, batch_size, generator):
         yield X[order[start : start + batch_size]]
 
 
+def streamed_batches(X, rows, batch_size, generator, to_tensor):
+    """Minibatches read from the array ``X`` (a memmap, say) in a fresh random order.
+
+    ``rows`` are the indices of ``X`` to train on (None: all). Each batch is read
+    with its indices sorted (forward reads from a file) and becomes a tensor
+    through ``to_tensor``. Nothing the size of ``X`` is held in memory; the order
+    itself takes 4 bytes a row (8 beyond 2**31 rows).
+    """
+    n_rows = X.shape[0] if rows is None else len(rows)
+    dtype = torch.int32 if n_rows < 2**31 else torch.int64
+    order = torch.randperm(n_rows, generator=generator, dtype=dtype).numpy()
+    if rows is not None:
+        order = rows[order]
+    for start in range(0, len(order), batch_size):
+        yield to_tensor(X[np.sort(order[start : start + batch_size])])
+
+
 def train_step(module, optimizer, batch, noise, beta, trim_fraction=0.0):
     """One Adam step on one minibatch; returns the batch's objective times its rows.
 
@@ -138,7 +156,9 @@ def run_epoch(module, optimizer, batches, config, generator):
         noise = torch.randn(
             (batch.shape[0], module.n_components), generator=generator, device=batch.device
         )
-        step_loss = train_step(module, optimizer, batch, noise, config.beta, config.trim_fraction)
+        step_loss = train_step(
+            module, optimizer, batch, noise, config.beta, config.trim_fraction
+        )
         total = step_loss if total is None else total + step_loss
         n_rows += batch.shape[0]
     # One device-to-host copy per epoch, not one per batch.
@@ -271,8 +291,9 @@ def train(module, make_batches, config, generator, *, check_rows, X_val=None,
 
     Stops after ``config.max_iter`` epochs, or earlier when the stopping rule
     (:meth:`_Progress.after_epoch`, :func:`_window_improved`) sees no progress. A
-    non-finite loss stops training and keeps the last finite weights; ``KeyboardInterrupt`` stops it and keeps the
-    weights of the last complete epoch, with a ``RuntimeWarning``.
+    non-finite loss stops training and keeps the last finite weights;
+    ``KeyboardInterrupt`` stops it and keeps the weights of the last complete
+    epoch, with a ``RuntimeWarning``.
     """
     history = history if history is not None else TrainingHistory()
     result = TrainingResult(history=history, state={})
@@ -328,7 +349,9 @@ def train(module, make_batches, config, generator, *, check_rows, X_val=None,
                 ),
                 RuntimeWarning,
             )
-    result.history = TrainingHistory(list(progress.loss_curve), list(progress.validation_scores))
+    result.history = TrainingHistory(
+        list(progress.loss_curve), list(progress.validation_scores)
+    )
     result.n_epochs = progress.n_epochs
     # previous_state gave a finite loss on the first batch of the epoch after it;
     # kept_state has not been evaluated since its last step, so it is checked.
