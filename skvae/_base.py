@@ -32,6 +32,7 @@ from ._inference import CHUNK_ROWS, importance_chunk_rows, map_in_fixed_chunks, 
 from ._likelihoods import LIKELIHOODS
 from ._networks import ACTIVATIONS, NetworkSpec
 from ._random import independent_seeds, seed_from
+from ._threads import one_thread_for_small
 from ._training import (
     TrainingConfig,
     TrainingHistory,
@@ -283,10 +284,11 @@ class BaseVAE(BaseEstimator):
                 return shuffled_batches(train_rows, config.batch_size, generator)
 
             check_rows = train_rows
-        result = train(
-            module, make_batches, config, generator, check_rows=check_rows, X_val=X_val,
-            history=history, optimizer=optimizer,
-        )
+        with one_thread_for_small(module):
+            result = train(
+                module, make_batches, config, generator, check_rows=check_rows,
+                X_val=X_val, history=history, optimizer=optimizer,
+            )
         module.load_state_dict(result.state)
         if one_pass and (result.interrupted or result.diverged):
             # The steps whose weights were dropped must not linger in Adam's state.
@@ -546,10 +548,11 @@ class BaseVAE(BaseEstimator):
     def _map_rows(self, function, X, chunk_rows, *, verbose=0):
         """``function`` of the scaled rows of validated ``X``, as a float64 array."""
         device = self._device_here()
-        return map_rows(
-            function, X, lambda block: self._data_space.to_tensor(block, device),
-            chunk_rows, input_name="X", owner=type(self).__name__, verbose=verbose,
-        )
+        with one_thread_for_small(self.module_):
+            return map_rows(
+                function, X, lambda block: self._data_space.to_tensor(block, device),
+                chunk_rows, input_name="X", owner=type(self).__name__, verbose=verbose,
+            )
 
     def encode(self, X):
         """Encode ``X`` as the means of its latent posteriors, ``E[z | x]``.
@@ -610,10 +613,11 @@ class BaseVAE(BaseEstimator):
                 block = np.ascontiguousarray(block, dtype=np.float32)
             return torch.as_tensor(block, device=device)
 
-        means = map_rows(
-            lambda z: self.module_.likelihood.mean(self.module_.decoder(z)),
-            Z, to_tensor, CHUNK_ROWS, input_name="Z", owner=type(self).__name__,
-        )
+        with one_thread_for_small(self.module_):
+            means = map_rows(
+                lambda z: self.module_.likelihood.mean(self.module_.decoder(z)),
+                Z, to_tensor, CHUNK_ROWS, input_name="Z", owner=type(self).__name__,
+            )
         return self._data_space.to_data(means).astype(Z.dtype, copy=False)
 
     # -------------------------------------------------------------- generation
