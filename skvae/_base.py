@@ -42,6 +42,8 @@ from ._training import (
 )
 from ._warnings import warn
 
+# Posterior draws per row when a loaded model is checked (see _check_model_works).
+_CHECK_DRAWS = 4
 # Seeds are 32-bit words of a SeedSequence.
 _SEED_LIMIT = 2**32
 
@@ -464,7 +466,10 @@ class BaseVAE(BaseEstimator):
                 # A model fitted on a frame warns about arrays without column names.
                 warnings.filterwarnings("ignore", "X does not have valid feature names")
                 outputs = [
-                    self.encode(typical), self.decode(codes), self.score_samples(typical),
+                    self.encode(typical), self.decode(codes),
+                    # A few draws: the file's n_importance_samples (up to 2**20)
+                    # must not make loading cost more than the file's size.
+                    self._log_likelihood(typical, n_draws=_CHECK_DRAWS),
                     self.sample(2, random_state=0),
                     self.sample(2, random_state=0, return_mean=True),
                 ]

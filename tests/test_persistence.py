@@ -564,3 +564,17 @@ def test_the_detector_keeps_the_score_its_threshold_was_set_on(X, tmp_path):
         refitted = fit_small(skvae.VAEOutlierDetector, X, anomaly_score="latent")
         detector.fit(X)
     np.testing.assert_array_equal(detector.score_samples(X), refitted.score_samples(X))
+
+
+def test_the_largest_allowed_number_of_draws_does_not_make_loading_costly(tmp_path):
+    X = np.random.RandomState(0).normal(size=(50, 3))
+    wide_latent = fit_small(skvae.VAETransformer, X, hidden_layer_sizes=(1,),
+                            n_components=400, max_iter=1)
+    save(wide_latent, tmp_path / "model.skvae")
+    content, weights = read_model_file(tmp_path / "model.skvae")
+    content["params"]["n_importance_samples"] = 2**20  # allowed: a user's choice
+    write_model_file(tmp_path / "many.skvae", content, weights)
+    start = time.perf_counter()
+    loaded = load(tmp_path / "many.skvae")
+    assert time.perf_counter() - start < 2.0  # it took 55 s and 10 GB before
+    assert loaded.n_importance_samples == 2**20
