@@ -173,6 +173,17 @@ class BaseVAE(BaseEstimator):
         -------
         self : object
             The updated estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skvae import VAETransformer
+        >>> X = np.random.RandomState(0).normal(size=(300, 4))
+        >>> vae = VAETransformer(hidden_layer_sizes=(8,), random_state=0)
+        >>> for chunk in np.array_split(X, 3):
+        ...     vae = vae.partial_fit(chunk)
+        >>> vae.n_iter_
+        3
         """
         return self._fit_as_transaction(X, one_pass=True)
 
@@ -575,6 +586,17 @@ class BaseVAE(BaseEstimator):
         -------
         Z : ndarray of shape (n_samples, n_components)
             Posterior means, in the floating dtype of ``X``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skvae import VAEOutlierDetector
+        >>> X = np.random.RandomState(0).normal(size=(100, 5))
+        >>> detector = VAEOutlierDetector(hidden_layer_sizes=(8,), max_iter=3,
+        ...                               random_state=0).fit(X)
+        >>> Z = detector.encode(X)
+        >>> Z.shape, detector.decode(Z).shape
+        ((100, 4), (100, 5))
         """
         check_is_fitted(self)
         self = self._fitted_view()  # one model for the whole call, even if refitted
@@ -599,6 +621,16 @@ class BaseVAE(BaseEstimator):
         X : ndarray of shape (n_samples, ``n_features_in_``)
             Probabilities for the Bernoulli likelihood, means for the Gaussian, in
             the floating dtype of ``Z``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skvae import VAEOutlierDetector
+        >>> X = np.random.RandomState(0).normal(size=(100, 5))
+        >>> detector = VAEOutlierDetector(hidden_layer_sizes=(8,), max_iter=3,
+        ...                               random_state=0).fit(X)
+        >>> detector.decode(np.zeros((1, detector.n_components_))).shape
+        (1, 5)
         """
         check_is_fitted(self)
         self = self._fitted_view()  # one model for the whole call, even if refitted
