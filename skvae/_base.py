@@ -651,11 +651,13 @@ class BaseVAE(BaseEstimator):
             return torch.as_tensor(block, device=device)
 
         with one_thread_for_small(self.module_):
-            means = map_rows(
+            # Undone block by block into an output of Z's dtype: no temporary the
+            # size of the result.
+            return map_rows(
                 lambda z: self.module_.likelihood.mean(self.module_.decoder(z)),
                 Z, to_tensor, CHUNK_ROWS, input_name="Z", owner=type(self).__name__,
+                dtype=Z.dtype, finish=self._data_space.to_data,
             )
-        return self._data_space.to_data(means).astype(Z.dtype, copy=False)
 
     # -------------------------------------------------------------- generation
 

@@ -59,7 +59,7 @@ def map_in_fixed_chunks(function, x, chunk_rows):
 
 
 def map_rows(function, X, to_tensor, chunk_rows, *, input_name, owner, dtype=np.float64,
-             verbose=0):
+             finish=None, verbose=0):
     """``function`` of every row of the array ``X``, as a numpy array.
 
     Parameters
@@ -76,6 +76,9 @@ def map_rows(function, X, to_tensor, chunk_rows, *, input_name, owner, dtype=np.
         Name of the input and of the estimator, for error messages.
     dtype : numpy dtype, default=np.float64
         dtype of the output.
+    finish : callable or None, default=None
+        Applied to each block's results (a numpy array) before they are written
+        to the output, so that post-processing needs memory for one block only.
     verbose : int, default=0
         1 shows a progress bar over the blocks of a call that has several.
 
@@ -88,14 +91,14 @@ def map_rows(function, X, to_tensor, chunk_rows, *, input_name, owner, dtype=np.
     bar = block_bar(verbose, -(-X.shape[0] // block_rows), owner)
     try:
         return _map_blocks(function, X, to_tensor, chunk_rows, block_rows, input_name,
-                           owner, dtype, bar)
+                           owner, dtype, finish, bar)
     finally:
         if bar is not None:
             bar.close()
 
 
 def _map_blocks(function, X, to_tensor, chunk_rows, block_rows, input_name, owner, dtype,
-                bar):
+                finish, bar):
     output = None
     for rows in gen_batches(X.shape[0], block_rows):
         block = X[rows]
@@ -104,7 +107,8 @@ def _map_blocks(function, X, to_tensor, chunk_rows, block_rows, input_name, owne
             _raise_non_finite(values, block, rows.start, input_name, owner)
         if output is None:
             output = np.empty((X.shape[0],) + tuple(values.shape[1:]), dtype=dtype)
-        output[rows] = values.cpu().numpy()
+        values = values.cpu().numpy()
+        output[rows] = values if finish is None else finish(values)
         if bar is not None:
             bar.update(1)
     return output
