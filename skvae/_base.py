@@ -14,7 +14,6 @@ more. The public estimators add their own API (``transform`` for
 
 import copy
 import math
-import warnings
 from dataclasses import fields
 from numbers import Integral, Real
 
@@ -25,13 +24,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._data import DataSpace, is_streamed
+from ._data import DataSpace, all_missing_columns, has_missing, is_streamed
 from ._devices import resolve_device, usable_device
 from ._draws import row_keys, standard_normal_per_row
 from ._inference import CHUNK_ROWS, importance_chunk_rows, map_in_fixed_chunks, map_rows
-from ._likelihoods import LIKELIHOODS
 from ._networks import ACTIVATIONS, NetworkSpec
 from ._random import independent_seeds, seed_from
+from ._tables import TableSchema, is_dataframe
 from ._threads import one_thread_for_small
 from ._training import (
     TrainingConfig,
@@ -62,13 +61,15 @@ class BaseVAE(BaseEstimator):
         "conv_channels": ["array-like"],
         "conv_dense_width": [Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "likelihood": [StrOptions({"auto", *LIKELIHOODS})],
+        "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
+        "categorical_features": ["array-like", StrOptions({"from_dtype"}), None],
+        "handle_unknown": [StrOptions({"error", "ignore"})],
         "beta": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         # Bounded: each row draws n_importance_samples * n_components normals.
@@ -90,6 +91,8 @@ class BaseVAE(BaseEstimator):
         conv_dense_width=16,
         activation="relu",
         likelihood="auto",
+        categorical_features="from_dtype",
+        handle_unknown="error",
         beta=1.0,
         batch_size=128,
         learning_rate_init=1e-3,
@@ -112,6 +115,8 @@ class BaseVAE(BaseEstimator):
         self.conv_dense_width = conv_dense_width
         self.activation = activation
         self.likelihood = likelihood
+        self.categorical_features = categorical_features
+        self.handle_unknown = handle_unknown
         self.beta = beta
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
@@ -210,7 +215,7 @@ class BaseVAE(BaseEstimator):
         """
         fitted = hasattr(self, "module_")
         warm = fitted and (self.warm_start or one_pass)
-        X = self._validate_X(X, reset=not warm)
+        X = self._validate_training_X(X, reset=not warm)
         # One draw from random_state, split into independent streams for the weights,
         # the scoring noise, the minibatch order and the validation split.
         init_seed, noise_seed, training_seed, split_seed = independent_seeds(
@@ -225,7 +230,7 @@ class BaseVAE(BaseEstimator):
             training_seed = int(training_seed)
         device = resolve_device(self.device)
         if warm:
-            data_space, spec = self._data_space, self._warm_start_spec(X.shape[1])
+            data_space, spec = self._data_space, self._warm_start_spec()
             data_space.check_support(X, estimator_name=type(self).__name__)
             # Trained as a copy: the fitted network stays whole until commit.
             module = copy.deepcopy(self.module_).to(device)
@@ -234,9 +239,15 @@ class BaseVAE(BaseEstimator):
             )
             noise_seed = self._noise_seed
         else:
-            data_space = DataSpace.fit(X, self.likelihood, estimator_name=type(self).__name__)
+            data_space = DataSpace.fit(
+                X, self.likelihood, self._table_schema.levels,
+                estimator_name=type(self).__name__,
+            )
+            n_gaussian, n_bernoulli, levels = data_space.layout
             spec = NetworkSpec.from_params(
-                self.get_params(deep=False), X.shape[1], data_space.likelihood
+                self.get_params(deep=False), data_space.n_values, data_space.likelihood,
+                column_layout=(n_gaussian, n_bernoulli, *levels),
+                mask_input=has_missing(X),
             )
             # Built on the CPU from a private copy of torch's global generator, so the
             # weights depend only on random_state, not on the device or on other code.
@@ -317,7 +328,7 @@ class BaseVAE(BaseEstimator):
                 "_noise_seed": noise_seed,
                 **self._derived_attributes(
                     data_space, spec, result.history,
-                    validating=self.early_stopping and not one_pass,
+                    validating=val_index is not None,
                 ),
                 **({"_optimizer": optimizer} if one_pass and optimizer else {}),
             }
@@ -349,7 +360,7 @@ class BaseVAE(BaseEstimator):
             "best_validation_score_": history.best_validation_score if validating else None,
         }
 
-    def _warm_start_spec(self, n_features):
+    def _warm_start_spec(self):
         """The fitted network's spec, after checking the parameters still describe it.
 
         Raises
@@ -360,7 +371,12 @@ class BaseVAE(BaseEstimator):
         """
         fitted = self._network_spec
         likelihood = fitted.likelihood if self.likelihood == "auto" else self.likelihood
-        wanted = NetworkSpec.from_params(self.get_params(deep=False), n_features, likelihood)
+        if fitted.likelihood == "mixed":  # the parameter sets the numeric columns only
+            likelihood = "mixed"
+        wanted = NetworkSpec.from_params(
+            self.get_params(deep=False), fitted.n_features, likelihood,
+            fitted.column_layout, fitted.mask_input,
+        )
         # A dense network does not read image_shape (it is kept for plotting).
         dense = fitted.architecture == wanted.architecture == "dense"
         ignored = {"image_shape"} if dense else set()
@@ -379,9 +395,18 @@ class BaseVAE(BaseEstimator):
             )
         return fitted
 
+    # With early_stopping="auto", rows needed to hold some out for validation.
+    _AUTO_EARLY_STOPPING_ROWS = 100
+
+    def _early_stopping_for(self, n_samples):
+        """Whether a fit on ``n_samples`` rows holds some out to stop early."""
+        if self.early_stopping == "auto":
+            return n_samples >= self._AUTO_EARLY_STOPPING_ROWS
+        return bool(self.early_stopping)
+
     def _split_for_early_stopping(self, n_samples, seed):
         """Row indices to train and to validate on; ``(None, None)`` for all, none."""
-        if not self.early_stopping:
+        if not self._early_stopping_for(n_samples):
             return None, None
         n_val = max(1, int(round(self.validation_fraction * n_samples)))
         if n_samples - n_val < 1:
@@ -430,6 +455,7 @@ class BaseVAE(BaseEstimator):
         state = {
             "n_features_in": self.n_features_in_,
             "feature_names_in": None if names is None else [str(n) for n in names],
+            "table_schema": self._table_schema.get_state(),
             "data_space": self._data_space.get_state(),
             "network": self._network_spec.to_dict(),
             "device": str(self.device_),
@@ -469,21 +495,18 @@ class BaseVAE(BaseEstimator):
         model that overflows (huge weights, a tiny scale); a file that loads must
         be a model that works.
         """
-        space = self._data_space
-        typical = np.where(space.likelihood == "bernoulli", 0.5, space.shift)[None, :]
+        typical = self._data_space.typical_row()
         codes = np.zeros((1, self.n_components_))
         try:
-            with warnings.catch_warnings():
-                # A model fitted on a frame warns about arrays without column names.
-                warnings.filterwarnings("ignore", "X does not have valid feature names")
-                outputs = [
-                    self.encode(typical), self.decode(codes),
-                    # A few draws: the file's n_importance_samples (up to 2**20)
-                    # must not make loading cost more than the file's size.
-                    self._log_likelihood(typical, n_draws=_CHECK_DRAWS),
-                    self.sample(2, random_state=0),
-                    self.sample(2, random_state=0, return_mean=True),
-                ]
+            outputs = [
+                self._encode_codes(typical), self._decode_codes(codes),
+                # A few draws: the file's n_importance_samples (up to 2**20)
+                # must not make loading cost more than the file's size.
+                self._log_likelihood(typical, n_draws=_CHECK_DRAWS),
+                self._sample_codes(2, 0, return_mean=False),
+                self._sample_codes(2, 0, return_mean=True),
+            ]
+            self._table_schema.to_user(outputs[3])  # categories and dtypes fit
         except ValueError as error:
             raise ValueError(f"the model it describes does not work ({error})") from None
         if not all(np.all(np.isfinite(values)) for values in outputs):
@@ -491,8 +514,8 @@ class BaseVAE(BaseEstimator):
 
     def _fitted_attributes_from_state(self, state, weights):
         """The fitted attributes ``state`` describes; subclasses take their keys first."""
-        expected = {"n_features_in", "feature_names_in", "data_space", "network",
-                    "device", "noise_seed", "loss_curve", "validation_scores"}
+        expected = {"n_features_in", "feature_names_in", "table_schema", "data_space",
+                    "network", "device", "noise_seed", "loss_curve", "validation_scores"}
         if set(state) != expected:
             raise ValueError(f"the entries are {sorted(state)}, expected {sorted(expected)}.")
         n_features = state["n_features_in"]
@@ -504,9 +527,15 @@ class BaseVAE(BaseEstimator):
             and all(isinstance(n, str) for n in names)
         ):
             raise ValueError(f"feature_names_in is not {n_features} strings.")
+        schema = TableSchema.from_state(state["table_schema"], n_features)
         data_space = DataSpace.from_state(state["data_space"], n_features)
+        if list(data_space.levels) != schema.levels:
+            raise ValueError("the data scaling does not match the table's categories.")
         spec = NetworkSpec.from_dict(state["network"])
-        if spec.n_features != n_features or spec.likelihood != data_space.likelihood:
+        n_gaussian, n_bernoulli, levels = data_space.layout
+        layout = (n_gaussian, n_bernoulli, *levels) if spec.likelihood == "mixed" else ()
+        if (spec.n_features != data_space.n_values or spec.likelihood != data_space.likelihood
+                or spec.column_layout != layout):
             raise ValueError("the network does not match the data it was fitted on.")
         seed = state["noise_seed"]
         if not (type(seed) is int and 0 <= seed < _SEED_LIMIT):
@@ -525,6 +554,7 @@ class BaseVAE(BaseEstimator):
             "n_features_in_": n_features,
             "device_": device,
             "module_": module,
+            "_table_schema": schema,
             "_data_space": data_space,
             "_network_spec": spec,
             "_noise_seed": seed,
@@ -542,9 +572,47 @@ class BaseVAE(BaseEstimator):
     # --------------------------------------------------------------- inference
 
     def _validate_X(self, X, *, reset=False):
-        return validate_data(
-            self, X, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=True
-        )
+        """Validated codes of ``X`` (see :mod:`skvae._tables`); NaN where missing.
+
+        With ``reset`` (in ``fit``, on the copy that fit commits) the table schema
+        is fitted first and set as ``_table_schema``. Numbers-only input keeps
+        scikit-learn's validation and its dtype (float64 or float32).
+        """
+        if reset:
+            self._table_schema = TableSchema.fit(
+                X, self.categorical_features, estimator_name=type(self).__name__)
+        schema = self._table_schema
+        if not schema.has_categorical:
+            try:
+                return validate_data(
+                    self, X, reset=reset, dtype=[np.float64, np.float32],
+                    ensure_all_finite="allow-nan",
+                )
+            except ValueError as error:
+                if "infinity" not in str(error):
+                    raise
+                raise ValueError(_infinite_columns_message(X, self)) from None
+        validate_data(self, X, reset=reset, skip_check_array=True)
+        shape = getattr(X, "shape", None) if is_dataframe(X) else np.shape(X)
+        if shape is None or len(shape) != 2 or shape[0] < 1:
+            raise ValueError(
+                f"X must be a 2-D table with at least one row; got shape {shape}.")
+        names = getattr(self, "feature_names_in_", None)
+        return schema.encode(X, handle_unknown=self.handle_unknown,
+                             names=None if names is None else list(names))
+
+    def _validate_training_X(self, X, *, reset):
+        """:meth:`_validate_X` for ``fit``, refusing columns with nothing observed."""
+        X = self._validate_X(X, reset=reset)
+        empty = all_missing_columns(X)
+        if len(empty):
+            names = getattr(self, "feature_names_in_", None)
+            label = repr(str(names[empty[0]])) if names is not None else str(empty[0])
+            raise ValueError(
+                f"Column {label} of X is missing in every row, so nothing can be "
+                "learned about it. Drop the column."
+            )
+        return X
 
     def _fitted_view(self):
         """This estimator as it is now, whatever fit another thread commits meanwhile.
@@ -602,7 +670,10 @@ class BaseVAE(BaseEstimator):
         self = self._fitted_view()  # one model for the whole call, even if refitted
         X = self._validate_X(X)
         self._data_space.check_support(X, estimator_name=type(self).__name__, clip=True)
-        means = self._map_rows(lambda x: self.module_.encoder(x)[0], X, CHUNK_ROWS)
+        return self._encode_codes(X)
+
+    def _encode_codes(self, X):
+        means = self._map_rows(lambda x: self.module_.encode(x)[0], X, CHUNK_ROWS)
         return means.astype(X.dtype, copy=False)
 
     def decode(self, Z):
@@ -635,6 +706,9 @@ class BaseVAE(BaseEstimator):
         check_is_fitted(self)
         self = self._fitted_view()  # one model for the whole call, even if refitted
         Z = check_array(Z, dtype=[np.float64, np.float32], input_name="Z")
+        return self._table_schema.to_user(self._decode_codes(Z), dtype=Z.dtype)
+
+    def _decode_codes(self, Z):
         n_components = self._network_spec.n_components
         if Z.shape[1] != n_components:
             raise ValueError(
@@ -656,7 +730,8 @@ class BaseVAE(BaseEstimator):
             return map_rows(
                 lambda z: self.module_.likelihood.mean(self.module_.decoder(z)),
                 Z, to_tensor, CHUNK_ROWS, input_name="Z", owner=type(self).__name__,
-                dtype=Z.dtype, finish=self._data_space.to_data,
+                dtype=Z.dtype if self._data_space.likelihood != "mixed" else np.float64,
+                finish=self._data_space.to_data,
             )
 
     # -------------------------------------------------------------- generation
@@ -692,7 +767,11 @@ class BaseVAE(BaseEstimator):
                 "rows to generate."
             )
         self = self._fitted_view()  # one model for the whole call, even if refitted
-        generator = torch.Generator().manual_seed(seed_from(random_state))
+        codes = self._sample_codes(n_samples, seed_from(random_state), return_mean)
+        return self._table_schema.to_user(codes)
+
+    def _sample_codes(self, n_samples, seed, return_mean):
+        generator = torch.Generator().manual_seed(seed)
         z = torch.randn((n_samples, self._network_spec.n_components), generator=generator)
         with torch.no_grad():
             params = map_in_fixed_chunks(
@@ -751,7 +830,12 @@ class BaseVAE(BaseEstimator):
         self._data_space.check_support(X, estimator_name=type(self).__name__, clip=True)
         return self._log_likelihood(X, random_state)
 
-    def _log_likelihood(self, X, random_state=None, n_draws=None):
+    def _log_likelihood(self, X, random_state=None, n_draws=None, *, complete=False):
+        """Estimated log p(x_obs) of each row of the codes ``X``.
+
+        With ``complete``, rows with missing entries get the expected
+        log-likelihood of those entries added (see ``VAEOutlierDetector``).
+        """
         seed = self._noise_seed if random_state is None else seed_from(random_state)
         n_draws = self.n_importance_samples if n_draws is None else n_draws
         n_components = self.n_components_
@@ -763,8 +847,23 @@ class BaseVAE(BaseEstimator):
         log_px = self._map_rows(
             log_px, X, importance_chunk_rows(n_draws), verbose=self.verbose
         )
-        log_px -= self._data_space.log_abs_det
+        if complete:
+            return self._complete_missing(log_px, X)
+        log_px -= self._data_space.log_abs_det_of(X)
         return log_px
+
+    def _complete_missing(self, log_px_scaled, X):
+        """Scores of the scaled data, completed for missing entries, in data units.
+
+        A missing entry adds the expected log-density of its column under the
+        model given the row's code, ``-H(p(x_j | z = E[z | x]))``, so a row does
+        not look likelier for having fewer terms. In data units this leaves the
+        scaling's full log-determinant to subtract, as for a complete row.
+        """
+        if has_missing(X):
+            log_px_scaled -= self._map_rows(self.module_.missing_entropy, X, CHUNK_ROWS)
+        log_px_scaled -= self._data_space.log_abs_det
+        return log_px_scaled
 
     def score(self, X, y=None):
         """Mean estimated log-likelihood of ``X`` per row, in nats.
@@ -783,6 +882,13 @@ class BaseVAE(BaseEstimator):
             such as :class:`~sklearn.model_selection.GridSearchCV` can use it.
         """
         return float(self.score_samples(X).mean())
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Missing entries are left out of the likelihood (see skvae._networks.VAE).
+        tags.input_tags.allow_nan = True
+        tags.input_tags.categorical = True
+        return tags
 
     # ------------------------------------------------------------- pickling
 
@@ -830,3 +936,18 @@ def _finite_floats(values, name):
     if not isinstance(values, list):
         raise ValueError(f"{name} is not a list of numbers.")
     return [finite_number(v, name) for v in values]
+
+
+def _infinite_columns_message(X, estimator):
+    """The error for infinite values, naming the columns that hold them."""
+    array = np.asarray(X, dtype=np.float64)
+    columns = np.flatnonzero(np.isinf(array).any(axis=0)) if array.ndim == 2 else []
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is None and is_dataframe(X):
+        names = [str(c) for c in X.columns]
+    labels = [repr(str(names[j])) if names is not None else str(j) for j in columns[:5]]
+    return (
+        f"X holds infinite values (column{'s' if len(labels) > 1 else ''} "
+        f"{', '.join(labels) or '?'}), which {type(estimator).__name__} cannot model. "
+        "Replace them with np.nan, which it reads as missing, or with finite values."
+    )

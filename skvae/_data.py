@@ -12,10 +12,13 @@ Knows numpy and torch, not scikit-learn's estimator machinery.
 """
 
 
+import warnings
+
 import numpy as np
 import torch
 
-from ._likelihoods import LIKELIHOODS, check_support, choose_likelihood, outside_support
+from ._likelihoods import check_support, choose_likelihood, outside_support
+from ._tables import MAX_LEVELS
 from ._warnings import warn
 
 
@@ -49,37 +52,67 @@ def _row_blocks(X, block_rows=_STATS_BLOCK_ROWS):
 
 
 def _streamed_mean_std(X):
-    """Per-column mean and standard deviation of ``X`` in float64, two passes of blocks."""
+    """Per-column mean and standard deviation of ``X`` in float64, two passes of blocks.
+
+    Missing entries (NaN) are left out, as ``np.nanmean`` does.
+    """
     total = np.zeros(X.shape[1])
+    count = np.zeros(X.shape[1])
     for block in _row_blocks(X):
-        total += block.sum(axis=0, dtype=np.float64)
-    mean = total / X.shape[0]
+        total += np.nansum(block, axis=0, dtype=np.float64)
+        count += np.count_nonzero(~np.isnan(block), axis=0)
+    mean = total / count
     squares = np.zeros(X.shape[1])
     for block in _row_blocks(X):
-        squares += ((block.astype(np.float64) - mean) ** 2).sum(axis=0)
-    return mean, np.sqrt(squares / X.shape[0])
+        squares += np.nansum((block.astype(np.float64) - mean) ** 2, axis=0)
+    return mean, np.sqrt(squares / count)
+
+
+KINDS = ("gaussian", "bernoulli", "categorical")
 
 
 class DataSpace:
     """Fitted map from data rows to network tensors and back.
 
+    Rows arrive as *codes* (see :mod:`skvae._tables`): one float per input column,
+    numbers as they are, categories as their index, NaN where an entry is missing.
+    Each column has a kind: ``"gaussian"`` (standardised), ``"bernoulli"`` (in
+    [0, 1], unscaled) or ``"categorical"`` (one-hot). When every column has the
+    same numeric kind (images, arrays of numbers) the tensor is the scaled rows,
+    column for column; otherwise the tensor holds the Gaussian columns, then the
+    Bernoulli columns, then one one-hot block per categorical column, the layout
+    of :class:`~skvae._likelihoods.MixedLikelihood`. A missing entry is NaN in the
+    tensor (its whole block for a category), which the network reads as missing.
+
     Parameters
     ----------
-    likelihood : str
-        Name of the decoder likelihood, a key of ``LIKELIHOODS``.
+    kinds : sequence of str
+        Per column, one of ``KINDS``.
     shift, scale : ndarray of shape (n_features,)
-        Rows enter the network as ``(x - shift) / scale``.
+        Gaussian columns enter the network as ``(x - shift) / scale``; other
+        columns have shift 0 and scale 1.
+    levels : sequence of int or None
+        Per column, the number of categories (0 for numeric columns).
     """
 
-    def __init__(self, likelihood, shift, scale):
-        self.likelihood = likelihood
+    def __init__(self, kinds, shift, scale, levels=None):
+        self.kinds = tuple(kinds)
         self.shift = shift
         self.scale = scale
+        self.levels = tuple(levels) if levels is not None else (0,) * len(self.kinds)
+        distinct = set(self.kinds)
+        self.likelihood = (
+            self.kinds[0] if len(distinct) == 1 and "categorical" not in distinct
+            else "mixed"
+        )
+        kinds = np.array(self.kinds)
+        self._columns = {kind: np.flatnonzero(kinds == kind) for kind in KINDS}
 
     def __eq__(self, other):
         return (
             type(other) is type(self)
-            and self.likelihood == other.likelihood
+            and self.kinds == other.kinds
+            and self.levels == other.levels
             and np.array_equal(self.shift, other.shift)
             and np.array_equal(self.scale, other.scale)
         )
@@ -87,53 +120,107 @@ class DataSpace:
     __hash__ = None  # mutable arrays inside
 
     @classmethod
-    def fit(cls, X, likelihood="auto", *, estimator_name):
-        """Choose the likelihood (for ``"auto"``) and fit the scaling to ``X``.
+    def fit(cls, X, likelihood="auto", levels=None, *, estimator_name):
+        """Choose the likelihoods (for ``"auto"``) and fit the scaling to the codes ``X``.
 
-        Real-valued data (Gaussian likelihood) are standardised per feature;
-        data in [0, 1] for the Bernoulli likelihood are left as they are.
+        Without categorical columns (``levels`` None or all 0) one likelihood
+        models every column, chosen from all of ``X``: a homogeneous array (an
+        image, a sensor's channels) gets one model, and a pixel that happens to
+        be 0 in every training image does not get a likelihood of its own. With
+        categorical columns the table is heterogeneous and each numeric column
+        is chosen on its own: a 0/1 column is Bernoulli (a yes/no coded as a
+        number), any other Gaussian. Real-valued (Gaussian) columns are
+        standardised, ignoring missing entries; other columns are left as they are.
         """
+        levels = tuple(levels) if levels is not None else (0,) * X.shape[1]
         streamed = is_streamed(X)
-        if likelihood == "auto":
-            if streamed:
-                binary = all(choose_likelihood(b) == "bernoulli" for b in _row_blocks(X))
-                likelihood = "bernoulli" if binary else "gaussian"
+        if not any(levels):
+            if likelihood == "auto":
+                if streamed:
+                    binary = all(choose_likelihood(b) == "bernoulli" for b in _row_blocks(X))
+                    likelihood = "bernoulli" if binary else "gaussian"
+                else:
+                    likelihood = choose_likelihood(X)
             else:
-                likelihood = choose_likelihood(X)
+                check_support(X, likelihood, estimator_name=estimator_name)
+            kinds = [likelihood] * X.shape[1]
         else:
-            check_support(X, likelihood, estimator_name=estimator_name)
+            kinds = []
+            for j, n_levels in enumerate(levels):
+                if n_levels:
+                    kinds.append("categorical")
+                elif likelihood == "auto":
+                    kinds.append(choose_likelihood(X[:, j]))
+                else:
+                    check_support(X[:, j], likelihood, estimator_name=estimator_name,
+                                  what=f"column {j} of X")
+                    kinds.append(likelihood)
         n_features = X.shape[1]
-        if likelihood != "gaussian":
-            return cls(likelihood, np.zeros(n_features), np.ones(n_features))
+        shift, scale = np.zeros(n_features), np.ones(n_features)
+        gaussian = np.array([kind == "gaussian" for kind in kinds])
+        if not gaussian.any():
+            return cls(kinds, shift, scale, levels)
         # Overflow is reported below, with advice, rather than as numpy's warning.
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
             if streamed:  # no temporary the size of X
-                shift, scale = _streamed_mean_std(X)
+                mean, std = _streamed_mean_std(X)
+            elif gaussian.all() and not np.isnan(X).any():
+                mean = X.mean(axis=0, dtype=np.float64)
+                std = X.std(axis=0, dtype=np.float64)
             else:
-                shift = X.mean(axis=0, dtype=np.float64)
-                scale = X.std(axis=0, dtype=np.float64)
+                values = X[:, gaussian].astype(np.float64)
+                mean, std = np.zeros(n_features), np.ones(n_features)
+                mean[gaussian] = np.nanmean(values, axis=0)
+                std[gaussian] = np.nanstd(values, axis=0)
+        shift[gaussian], scale[gaussian] = mean[gaussian], std[gaussian]
         if not (np.all(np.isfinite(shift)) and np.all(np.isfinite(scale))):
             raise ValueError(
                 "The mean or standard deviation of X overflows float64 (values "
-                f"up to {np.max(np.abs(X)):.3g}). Rescale X, for example with "
+                f"up to {np.nanmax(np.abs(X)):.3g}). Rescale X, for example with "
                 "StandardScaler, before fitting."
             )
         # Constant features keep unit scale, as in StandardScaler.
         scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(1, np.abs(shift))] = 1.0
-        return cls(likelihood, shift, scale)
+        return cls(kinds, shift, scale, levels)
 
     @property
     def n_features(self):
-        return self.shift.shape[0]
+        """Number of input columns."""
+        return len(self.kinds)
+
+    @property
+    def n_values(self):
+        """Width of the network's tensors: one per numeric column, one per category."""
+        return sum(n if n else 1 for n in self.levels)
+
+    @property
+    def layout(self):
+        """``(n_gaussian, n_bernoulli, levels)`` of the mixed tensor layout."""
+        return (
+            len(self._columns["gaussian"]),
+            len(self._columns["bernoulli"]),
+            tuple(self.levels[j] for j in self._columns["categorical"]),
+        )
 
     @property
     def log_abs_det(self):
-        """log|det| of the scaling map, in nats per row.
+        """log|det| of the scaling map of a complete row, in nats.
 
         A log-density of the scaled data minus this is the log-density of the data
         as the user passed it.
         """
         return float(np.log(self.scale).sum())
+
+    def log_abs_det_of(self, X):
+        """log|det| of the scaling of each row of ``X``: its observed entries only.
+
+        The float :attr:`log_abs_det` when ``X`` has no missing entry.
+        """
+        missing = np.isnan(X)
+        if not missing.any():
+            return self.log_abs_det
+        return (~missing) @ np.log(self.scale)
 
     @property
     def is_identity(self):
@@ -148,11 +235,17 @@ class DataSpace:
         outside the range of the training rows, and a density estimate should
         score them rather than fail in the middle of a cross-validation.
         """
-        bounds = outside_support(X, self.likelihood)
+        if self.likelihood == "mixed":
+            columns = self._columns["bernoulli"]
+            if not len(columns):
+                return
+            X = X[:, columns]
+        bounds = outside_support(X, "bernoulli" if self.likelihood == "mixed" else
+                                 self.likelihood)
         if bounds is None:
             return
         if not clip:
-            check_support(X, self.likelihood, estimator_name=estimator_name, what=what)
+            check_support(X, "bernoulli", estimator_name=estimator_name, what=what)
         warn(
             f"{what} contains values outside [0, 1] (min={bounds[0]:.6g}, "
             f"max={bounds[1]:.6g}), which the 'bernoulli' likelihood of this "
@@ -163,7 +256,7 @@ class DataSpace:
         )
 
     def to_tensor(self, X, device):
-        """Validated rows ``X`` as a C-contiguous float32 tensor on ``device``.
+        """Codes ``X`` as a C-contiguous float32 tensor on ``device``.
 
         C order matters: torch picks its matrix kernels by stride, so a
         column-major array (a pandas frame) would round differently from the same
@@ -177,22 +270,68 @@ class DataSpace:
                 # outside [0, 1] are scored as the bound. In-range values are copied
                 # exactly, with no float64 round trip.
                 scaled = np.clip(np.ascontiguousarray(X, dtype=np.float32), 0.0, 1.0)
-            else:
+            elif self.likelihood == "gaussian":
                 scaled = np.ascontiguousarray(
                     (np.asarray(X, dtype=np.float64) - self.shift) / self.scale
                 )
+            else:
+                scaled = self._mixed_tensor(X)
         return torch.as_tensor(scaled, dtype=torch.float32, device=device)
 
+    def _mixed_tensor(self, X):
+        n_gaussian, n_bernoulli, _ = self.layout
+        out = np.empty((X.shape[0], self.n_values), dtype=np.float32)
+        gaussian, bernoulli = self._columns["gaussian"], self._columns["bernoulli"]
+        out[:, :n_gaussian] = (X[:, gaussian] - self.shift[gaussian]) / self.scale[gaussian]
+        out[:, n_gaussian : n_gaussian + n_bernoulli] = np.clip(X[:, bernoulli], 0.0, 1.0)
+        start = n_gaussian + n_bernoulli
+        for j in self._columns["categorical"]:
+            n_levels = self.levels[j]
+            codes = X[:, j]
+            block = out[:, start : start + n_levels]
+            block[:] = 0.0
+            observed = ~np.isnan(codes)
+            block[np.flatnonzero(observed), codes[observed].astype(np.intp)] = 1.0
+            block[~observed] = np.nan
+            start += n_levels
+        return out
+
     def to_data(self, values):
-        """Decoder-space values (a numpy array) as float64 data in the user's units."""
-        return np.asarray(values).astype(np.float64) * self.scale + self.shift
+        """Tensor-layout values (a numpy array) as float64 codes in the user's units.
+
+        Numeric columns are unscaled; a categorical block (probabilities or a
+        one-hot draw) becomes the code of its largest entry.
+        """
+        if self.likelihood != "mixed":
+            return np.asarray(values).astype(np.float64) * self.scale + self.shift
+        n_gaussian, n_bernoulli, _ = self.layout
+        codes = np.empty((values.shape[0], self.n_features))
+        gaussian, bernoulli = self._columns["gaussian"], self._columns["bernoulli"]
+        codes[:, gaussian] = (
+            values[:, :n_gaussian].astype(np.float64) * self.scale[gaussian]
+            + self.shift[gaussian]
+        )
+        codes[:, bernoulli] = values[:, n_gaussian : n_gaussian + n_bernoulli]
+        start = n_gaussian + n_bernoulli
+        for j in self._columns["categorical"]:
+            codes[:, j] = np.argmax(values[:, start : start + self.levels[j]], axis=1)
+            start += self.levels[j]
+        return codes
+
+    def typical_row(self):
+        """A row of codes in the middle of the data: to check that a model works."""
+        return np.where(
+            np.array(self.kinds) == "bernoulli", 0.5,
+            np.where(np.array(self.kinds) == "categorical", 0.0, self.shift),
+        )[None, :]
 
     # ------------------------------------------------------------ persistence
 
     def get_state(self):
         """The fitted state as JSON-ready data."""
         return {
-            "likelihood": self.likelihood,
+            "kinds": list(self.kinds),
+            "levels": list(self.levels),
             "shift": self.shift.tolist(),
             "scale": self.scale.tolist(),
         }
@@ -206,10 +345,18 @@ class DataSpace:
         ValueError
             Naming the entry that is missing or inconsistent.
         """
-        if not isinstance(state, dict) or set(state) != {"likelihood", "shift", "scale"}:
+        if not isinstance(state, dict) or set(state) != {"kinds", "levels", "shift", "scale"}:
             raise ValueError("the data scaling entry is malformed.")
-        if state["likelihood"] not in LIKELIHOODS:
-            raise ValueError(f"the likelihood {state['likelihood']!r} is not known.")
+        kinds, levels = state["kinds"], state["levels"]
+        if not (isinstance(kinds, list) and len(kinds) == n_features
+                and all(kind in KINDS for kind in kinds if isinstance(kind, str))
+                and all(isinstance(kind, str) for kind in kinds)):
+            raise ValueError(f"the column kinds are not {n_features} of {list(KINDS)}.")
+        if not (isinstance(levels, list) and len(levels) == n_features and all(
+            type(n) is int and (n >= 1) == (kind == "categorical") and n <= MAX_LEVELS
+            for n, kind in zip(levels, kinds)
+        )):
+            raise ValueError("the column levels do not match the column kinds.")
         arrays = {}
         for key in ("shift", "scale"):
             values = state[key]
@@ -227,10 +374,27 @@ class DataSpace:
                 raise ValueError(f"the scaling's {key} holds NaN or infinite values.")
         if not np.all(arrays["scale"] > 0):
             raise ValueError("the scaling's scale holds values that are not positive.")
-        space = cls(state["likelihood"], arrays["shift"], arrays["scale"])
-        if space.likelihood != "gaussian" and not space.is_identity:
+        unscaled = np.array(kinds) != "gaussian"
+        if np.any(arrays["shift"][unscaled] != 0) or np.any(arrays["scale"][unscaled] != 1):
             raise ValueError(
-                f"the {space.likelihood} likelihood models unscaled data, but the "
-                "file holds a scaling for it."
+                "the file holds a scaling for columns whose likelihood models "
+                "unscaled data."
             )
-        return space
+        return cls(kinds, arrays["shift"], arrays["scale"], levels)
+
+
+def has_missing(X):
+    """Whether ``X`` holds a NaN, in row blocks for streamed data."""
+    if is_streamed(X):
+        return any(np.isnan(block).any() for block in _row_blocks(X))
+    return bool(np.isnan(X).any())
+
+
+def all_missing_columns(X):
+    """Indices of the columns of ``X`` that are NaN in every row (in blocks if streamed)."""
+    if not has_missing(X):
+        return np.array([], dtype=np.intp)
+    observed = np.zeros(X.shape[1], dtype=bool)
+    for block in _row_blocks(X) if is_streamed(X) else [X]:
+        observed |= ~np.isnan(block).all(axis=0)
+    return np.flatnonzero(~observed)

@@ -59,6 +59,8 @@ def row_keys(x, seed):
     positions = torch.arange(1, x.shape[-1] + 1, device=x.device, dtype=torch.int64)
     multipliers = mix64(positions * _GOLDEN) | 1
     x = x + 0.0  # -0.0 + 0.0 is +0.0: the same value, the same bits
+    # A missing entry (NaN) is one value, whatever its sign and payload bits.
+    x = torch.where(torch.isnan(x), float("nan"), x)
     bits = x.contiguous().view(torch.int32).to(torch.int64)
     return mix64((bits * multipliers).sum(dim=-1) + _as_int64(int(seed) * _GOLDEN))
 

@@ -105,10 +105,12 @@ def _map_blocks(function, X, to_tensor, chunk_rows, block_rows, input_name, owne
         values = map_in_fixed_chunks(function, to_tensor(block), chunk_rows)
         if not torch.isfinite(values).all():
             _raise_non_finite(values, block, rows.start, input_name, owner)
+        values = values.cpu().numpy()
+        if finish is not None:
+            values = finish(values)
         if output is None:
             output = np.empty((X.shape[0],) + tuple(values.shape[1:]), dtype=dtype)
-        values = values.cpu().numpy()
-        output[rows] = values if finish is None else finish(values)
+        output[rows] = values
         if bar is not None:
             bar.update(1)
     return output

@@ -40,16 +40,26 @@ class BernoulliLikelihood(nn.Module):
     def n_decoder_outputs(self):
         return self.n_features
 
-    def log_prob(self, x, logits):
-        """Sum over features of log p(x_j | z); shape ``logits.shape[:-1]``."""
+    def log_prob(self, x, logits, observed=None):
+        """Sum over features of log p(x_j | z); shape ``logits.shape[:-1]``.
+
+        ``observed`` (a boolean tensor like ``x``, or None for all) leaves
+        missing entries out of the sum; ``x`` holds 0 there, not NaN.
+        """
         x = x.expand_as(logits)
-        return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+        terms = -F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+        return _observed_sum(terms, observed)
 
     def mean(self, logits):
         return torch.sigmoid(logits)
 
     def sample(self, logits, generator=None):
         return torch.bernoulli(torch.sigmoid(logits), generator=generator)
+
+    def entropy(self, logits):
+        """Entropy of each feature's distribution, in nats; shape ``logits.shape``."""
+        return F.binary_cross_entropy_with_logits(
+            logits, torch.sigmoid(logits), reduction="none")
 
 
 class GaussianLikelihood(nn.Module):
@@ -78,9 +88,21 @@ class GaussianLikelihood(nn.Module):
     def variance(self):
         return F.softplus(self.raw_variance) + MIN_VARIANCE
 
-    def log_prob(self, x, loc):
-        """Sum over features of log N(x_j; loc_j, variance_j); shape ``loc.shape[:-1]``."""
-        return gaussian_log_prob(x, loc, self.variance)
+    def log_prob(self, x, loc, observed=None):
+        """Sum over features of log N(x_j; loc_j, variance_j); shape ``loc.shape[:-1]``.
+
+        ``observed`` (a boolean tensor like ``x``, or None for all) leaves
+        missing entries out of the sum; ``x`` holds 0 there, not NaN.
+        """
+        if observed is None:
+            return gaussian_log_prob(x, loc, self.variance)
+        variance = self.variance
+        terms = -0.5 * (_LOG_2PI + variance.log() + (x - loc) ** 2 / variance)
+        return _observed_sum(terms, observed)
+
+    def entropy(self, loc):
+        """Entropy of each feature's distribution, in nats; shape ``loc.shape``."""
+        return (0.5 * (_LOG_2PI + 1.0 + self.variance.log())).expand_as(loc)
 
     def mean(self, loc):
         return loc
@@ -111,9 +133,104 @@ def gaussian_log_prob(x, loc, variance):
     return -0.5 * (_LOG_2PI + variance.log() + (x - loc) ** 2 / variance).sum(-1)
 
 
+def _observed_sum(terms, observed):
+    """Sum of per-feature ``terms`` over the last axis, over observed entries only."""
+    if observed is None:
+        return terms.sum(-1)
+    return torch.where(observed, terms, 0.0).sum(-1)
+
+
+def categorical_log_prob(one_hot, logits):
+    """log p(category) under softmax(``logits``), summed over the last axis with ``one_hot``.
+
+    A missing category is an all-zero ``one_hot`` row and adds nothing.
+    """
+    return (one_hot * torch.log_softmax(logits, dim=-1)).sum(-1)
+
+
+class MixedLikelihood(nn.Module):
+    """One likelihood per column of a table: Gaussian, Bernoulli and categorical.
+
+    The network's rows and the decoder's outputs share one layout: the
+    ``n_gaussian`` standardised real columns (decoder: means; one learned
+    variance per column), then the ``n_bernoulli`` binary columns (logits), then
+    one block per categorical column, one-hot in the data and logits of a softmax
+    in the decoder. Missing entries are left out of the sum, so the
+    log-likelihood of a row with holes is that of its observed entries.
+    """
+
+    name = "mixed"
+
+    def __init__(self, n_gaussian, n_bernoulli, levels):
+        super().__init__()
+        self.n_gaussian = n_gaussian
+        self.n_bernoulli = n_bernoulli
+        self.levels = tuple(levels)
+        self.gaussian = GaussianLikelihood(n_gaussian)
+        self.bernoulli = BernoulliLikelihood(n_bernoulli)
+        self.n_features = n_gaussian + n_bernoulli + sum(self.levels)
+
+    @property
+    def n_decoder_outputs(self):
+        return self.n_features
+
+    def _parts(self, values):
+        """``values`` split into its Gaussian, Bernoulli and categorical blocks."""
+        sizes = [self.n_gaussian, self.n_bernoulli, *self.levels]
+        return torch.split(values, sizes, dim=-1)
+
+    def log_prob(self, x, params, observed=None):
+        """Sum over columns of log p(x_j | z); shape ``params.shape[:-1]``."""
+        x_parts, params_parts = self._parts(x), self._parts(params)
+        observed_parts = (None,) * 2 if observed is None else self._parts(observed)
+        total = self.gaussian.log_prob(x_parts[0], params_parts[0], observed_parts[0])
+        total = total + self.bernoulli.log_prob(
+            x_parts[1], params_parts[1], observed_parts[1])
+        for one_hot, logits in zip(x_parts[2:], params_parts[2:]):
+            total = total + categorical_log_prob(one_hot, logits)
+        return total
+
+    def mean(self, params):
+        """Means of the numeric columns and probabilities of the categories."""
+        parts = self._parts(params)
+        return torch.cat(
+            [parts[0], torch.sigmoid(parts[1])]
+            + [torch.softmax(logits, dim=-1) for logits in parts[2:]], dim=-1,
+        )
+
+    def sample(self, params, generator=None):
+        """One draw per row; categories drawn as one-hot rows."""
+        parts = self._parts(params)
+        draws = [
+            self.gaussian.sample(parts[0], generator),
+            self.bernoulli.sample(parts[1], generator),
+        ]
+        for logits in parts[2:]:
+            probabilities = torch.softmax(logits, dim=-1).reshape(-1, logits.shape[-1])
+            codes = torch.multinomial(probabilities, 1, generator=generator)
+            one_hot = torch.zeros_like(probabilities).scatter_(1, codes, 1.0)
+            draws.append(one_hot.reshape(logits.shape))
+        return torch.cat(draws, dim=-1)
+
+    def entropy(self, params):
+        """Entropy of each column's distribution, spread over its block's entries.
+
+        A categorical column's entropy sits in the first entry of its block and
+        the others hold 0, so that a mask of missing entries picks it once.
+        """
+        parts = self._parts(params)
+        blocks = [self.gaussian.entropy(parts[0]), self.bernoulli.entropy(parts[1])]
+        for logits in parts[2:]:
+            log_p = torch.log_softmax(logits, dim=-1)
+            column = -(log_p.exp() * log_p).sum(-1, keepdim=True)
+            blocks.append(torch.cat([column, torch.zeros_like(logits[..., 1:])], dim=-1))
+        return torch.cat(blocks, dim=-1)
+
+
 LIKELIHOODS = {
     BernoulliLikelihood.name: BernoulliLikelihood,
     GaussianLikelihood.name: GaussianLikelihood,
+    MixedLikelihood.name: MixedLikelihood,
 }
 
 
@@ -133,12 +250,13 @@ def choose_likelihood(X):
     0 or 1 flips for data near its threshold). Grey-level images in [0, 1] are
     usually modelled as Bernoulli: ask for it with ``likelihood="bernoulli"``.
     """
-    if X.size == 0:
+    n_observed = X.size - np.count_nonzero(np.isnan(X))  # missing entries say nothing
+    if n_observed == 0:
         return GaussianLikelihood.name
     binary = np.count_nonzero(np.abs(X) <= BOUND_TOLERANCE) + np.count_nonzero(
         np.abs(X - 1.0) <= BOUND_TOLERANCE
     )
-    return BernoulliLikelihood.name if binary == X.size else GaussianLikelihood.name
+    return BernoulliLikelihood.name if binary == n_observed else GaussianLikelihood.name
 
 
 def outside_support(X, likelihood):
@@ -150,6 +268,11 @@ def outside_support(X, likelihood):
     if likelihood != BernoulliLikelihood.name or X.size == 0:
         return None
     low, high = float(np.min(X)), float(np.max(X))
+    if math.isnan(low) or math.isnan(high):  # missing entries: bounds of the rest
+        observed = X[~np.isnan(X)]
+        if observed.size == 0:
+            return None
+        low, high = float(observed.min()), float(observed.max())
     if low < -BOUND_TOLERANCE or high > 1.0 + BOUND_TOLERANCE:
         return low, high
     return None

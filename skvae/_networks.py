@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._likelihoods import LIKELIHOODS
+from ._likelihoods import LIKELIHOODS, MixedLikelihood
 from ._losses import (
     diagonal_normal_log_prob,
     importance_weighted_log_likelihood,
@@ -172,13 +172,58 @@ class VAE(nn.Module):
 
     Random noise is always passed in, never drawn here, so the caller decides how
     it is seeded and shared between rows.
+
+    Missing entries are NaN in ``x``. The encoder reads them as 0 (the mean of a
+    standardised column, no category) and, with ``mask_input``, also reads which
+    entries are observed; the likelihood leaves them out. So every bound here is a
+    bound on the likelihood of the observed entries, log p(x_obs): the
+    importance-weighted bound holds for any encoder, and the mask only makes the
+    encoder's proposal better (Mattei and Frellsen, 2019).
     """
 
-    def __init__(self, encoder, decoder, likelihood):
+    def __init__(self, encoder, decoder, likelihood, mask_input=False):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.likelihood = likelihood
+        self.mask_input = mask_input
+
+    @staticmethod
+    def _split_missing(x):
+        """``(x with 0 for NaN, observed mask)``; the mask is None for complete rows."""
+        missing = torch.isnan(x)
+        if not missing.any():
+            return x, None
+        return x.masked_fill(missing, 0.0), ~missing
+
+    def _encode_filled(self, x, observed):
+        if self.mask_input:
+            mask = torch.ones_like(x) if observed is None else observed.to(x.dtype)
+            x = torch.cat([x, mask], dim=-1)
+        return self.encoder(x)
+
+    def encode(self, x):
+        """Mean and log-variance of q(z | x) for rows that may have missing entries."""
+        return self._encode_filled(*self._split_missing(x))
+
+    def reconstruction_log_prob(self, x):
+        """log p(x_obs | z = E[z | x]) per row: the deterministic reconstruction's likelihood."""
+        x, observed = self._split_missing(x)
+        mean, _ = self._encode_filled(x, observed)
+        return self.likelihood.log_prob(x, self.decoder(mean), observed)
+
+    def missing_entropy(self, x):
+        """Entropy of p(x_mis | z = E[z | x]) per row: 0 for complete rows.
+
+        The expected log-likelihood that the missing entries would add to the
+        row's, with the sign flipped; see ``VAEOutlierDetector``.
+        """
+        x, observed = self._split_missing(x)
+        if observed is None:
+            return x.new_zeros(x.shape[:-1])
+        mean, _ = self._encode_filled(x, observed)
+        entropy = self.likelihood.entropy(self.decoder(mean))
+        return torch.where(observed, 0.0, entropy).sum(-1)
 
     @property
     def n_components(self):
@@ -191,9 +236,10 @@ class VAE(nn.Module):
 
     def loss(self, x, noise, beta):
         """Negative ELBO of each row (one reparameterised sample per row)."""
-        mean, log_variance = self.encoder(x)
+        x, observed = self._split_missing(x)
+        mean, log_variance = self._encode_filled(x, observed)
         z = reparameterize(mean, log_variance, noise)
-        reconstruction = self.likelihood.log_prob(x, self.decoder(z))
+        reconstruction = self.likelihood.log_prob(x, self.decoder(z), observed)
         kl = kl_divergence_standard_normal(mean, log_variance)
         return negative_elbo(reconstruction, kl, beta)
 
@@ -205,26 +251,70 @@ class VAE(nn.Module):
         (K, n_components). Either way a row's estimate depends on its own draws
         only, not on the other rows in the batch.
         """
-        mean, log_variance = self.encoder(x)
+        x, observed = self._split_missing(x)
+        mean, log_variance = self._encode_filled(x, observed)
         if noise.dim() == 2:
             noise = noise[:, None, :]
         z = reparameterize(mean, log_variance, noise)  # (K, n, d)
         decoded = self.decoder(z.reshape(-1, z.shape[-1]))
         decoded = decoded.reshape(z.shape[0], z.shape[1], -1)
         return importance_weighted_log_likelihood(
-            self.likelihood.log_prob(x, decoded),
+            self.likelihood.log_prob(x, decoded, observed),
             standard_normal_log_prob(z),
             diagonal_normal_log_prob(z, mean, log_variance),
         )
 
 
+    def _importance_draws(self, x, noise):
+        """Filled ``x``, its observed mask, and K posterior draws with their weights.
+
+        Returns the decoder's parameters at each draw, shape (K, n, outputs), and
+        the self-normalised importance weights of the draws, shape (K, n): the
+        weights of sampling importance resampling from p(z | x_obs).
+        """
+        x, observed = self._split_missing(x)
+        mean, log_variance = self._encode_filled(x, observed)
+        if noise.dim() == 2:
+            noise = noise[:, None, :]
+        z = reparameterize(mean, log_variance, noise)  # (K, n, d)
+        params = self.decoder(z.reshape(-1, z.shape[-1])).reshape(z.shape[0], z.shape[1], -1)
+        log_weights = (
+            self.likelihood.log_prob(x, params, observed)
+            + standard_normal_log_prob(z)
+            - diagonal_normal_log_prob(z, mean, log_variance)
+        )
+        return x, observed, params, torch.softmax(log_weights, dim=0)
+
+    def conditional_mean(self, x, noise):
+        """Importance-weighted E[x | x_obs] per row, in the likelihood's layout.
+
+        Means of numeric entries and probabilities of categories, averaged over
+        the posterior draws with their importance weights (the single imputation
+        of Mattei and Frellsen, 2019).
+        """
+        _, _, params, weights = self._importance_draws(x, noise)
+        return (weights[..., None] * self.likelihood.mean(params)).sum(0)
+
+    def conditional_draw(self, x, noise, generator):
+        """One draw of x from p(x | x_obs) per row, by sampling importance resampling."""
+        _, _, params, weights = self._importance_draws(x, noise)
+        chosen = torch.multinomial(weights.T, 1, generator=generator)[:, 0]  # (n,)
+        params = params[chosen, torch.arange(params.shape[1], device=params.device)]
+        return self.likelihood.sample(params, generator=generator)
+
+
 def build_dense_vae(
-    n_features, n_components, hidden_layer_sizes, activation, likelihood_class
+    n_features, n_components, hidden_layer_sizes, activation, likelihood, mask_input=False
 ):
-    """A VAE with dense encoder and mirrored dense decoder."""
-    likelihood = likelihood_class(n_features)
+    """A VAE with dense encoder and mirrored dense decoder.
+
+    With ``mask_input`` the encoder also reads, per value, whether it is observed.
+    """
     return VAE(
-        DenseEncoder(n_features, hidden_layer_sizes, n_components, activation),
+        DenseEncoder(
+            2 * n_features if mask_input else n_features, hidden_layer_sizes,
+            n_components, activation,
+        ),
         DenseDecoder(
             n_components,
             tuple(reversed(hidden_layer_sizes)),
@@ -232,19 +322,19 @@ def build_dense_vae(
             activation,
         ),
         likelihood,
+        mask_input=mask_input,
     )
 
 
 def build_conv_vae(
-    image_shape, n_components, conv_channels, dense_width, activation, likelihood_class
+    image_shape, n_components, conv_channels, dense_width, activation, likelihood
 ):
     """A VAE with convolutional encoder and mirrored transposed-convolution decoder.
 
     ``image_shape`` is ``(channels, height, width)``; the rows the VAE sees are the
     flattened images, ``channels * height * width`` values each.
     """
-    n_channels, height, width = image_shape
-    likelihood = likelihood_class(n_channels * height * width)
+    _, height, width = image_shape
     n_outputs = likelihood.n_decoder_outputs
     if n_outputs % (height * width):
         raise ValueError(
@@ -284,7 +374,12 @@ class NetworkSpec:
     ``image_shape`` is how rows fold into images, ``(channels, height, width)``;
     the dense network does not use it, but it is kept for plotting. Fields that
     the architecture does not use are empty (``()`` or None), so that changing an
-    unused parameter does not change the spec.
+    unused parameter does not change the spec. ``n_features`` is the width of the
+    network's rows (a categorical column takes one per category).
+    ``column_layout`` is ``(n_gaussian, n_bernoulli, *levels)`` for the
+    ``"mixed"`` likelihood of a table and ``()`` otherwise; ``mask_input`` says
+    whether the encoder also reads which entries are observed (dense networks
+    fitted on data with missing values).
     """
 
     architecture: str
@@ -296,9 +391,11 @@ class NetworkSpec:
     image_shape: tuple
     conv_channels: tuple
     conv_dense_width: object  # int for "conv", None for "dense"
+    column_layout: tuple = ()
+    mask_input: bool = False
 
     @classmethod
-    def from_params(cls, params, n_features, likelihood):
+    def from_params(cls, params, n_features, likelihood, column_layout=(), mask_input=False):
         """The spec the estimator parameters ``params`` describe for ``n_features`` columns.
 
         Raises
@@ -329,18 +426,27 @@ class NetworkSpec:
             image_shape=_image_shape(params["image_shape"], n_features),
             conv_channels=channels,
             conv_dense_width=int(params["conv_dense_width"]) if conv else None,
+            column_layout=tuple(column_layout) if likelihood == "mixed" else (),
+            # The conv network reads rows as images: no room for a mask.
+            mask_input=bool(mask_input) and not conv,
         )
+
+    def _build_likelihood(self):
+        if self.likelihood == MixedLikelihood.name:
+            n_gaussian, n_bernoulli, *levels = self.column_layout
+            return MixedLikelihood(n_gaussian, n_bernoulli, levels)
+        return LIKELIHOODS[self.likelihood](self.n_features)
 
     def build(self):
         """The untrained network, weights drawn from torch's global generator."""
         if self.architecture == "conv":
             return build_conv_vae(
                 self.image_shape, self.n_components, self.conv_channels,
-                self.conv_dense_width, self.activation, LIKELIHOODS[self.likelihood],
+                self.conv_dense_width, self.activation, self._build_likelihood(),
             )
         return build_dense_vae(
             self.n_features, self.n_components, self.hidden_layer_sizes,
-            self.activation, LIKELIHOODS[self.likelihood],
+            self.activation, self._build_likelihood(), self.mask_input,
         )
 
     def build_with_weights(self, weights):
@@ -415,6 +521,19 @@ class NetworkSpec:
             fields[key] = _positive_ints(state[key])
             if fields[key] is None:
                 raise ValueError(f"the network's {key} is not a list of positive integers.")
+        layout = state["column_layout"]
+        if not (isinstance(layout, list) and all(
+            type(n) is int and n >= 0 for n in layout
+        )):
+            raise ValueError("the network's column_layout is not a list of integers.")
+        mixed = state["likelihood"] == MixedLikelihood.name
+        if mixed != bool(layout) or (mixed and (
+            len(layout) < 2 or sum(layout) != state["n_features"] or 0 in layout[2:]
+        )):
+            raise ValueError("the network's column_layout does not match its likelihood.")
+        fields["column_layout"] = tuple(layout)
+        if type(state["mask_input"]) is not bool or (conv and state["mask_input"]):
+            raise ValueError("the network's mask_input is malformed.")
         if conv != bool(fields["conv_channels"]) or (conv and fields["hidden_layer_sizes"]):
             raise ValueError("the network's layers do not match its architecture.")
         if not conv and state["conv_dense_width"] is not None:

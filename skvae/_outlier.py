@@ -21,15 +21,9 @@ from ._warnings import warn
 _TUKEY_K = 3.0
 
 
-def reconstruction_log_prob(module, x):
-    """log p(x | z = E[z | x]) per row: the likelihood of the deterministic reconstruction."""
-    mean, _ = module.encoder(x)
-    return module.likelihood.log_prob(x, module.decoder(mean))
-
-
 def negative_kl(module, x):
     """-KL(q(z | x) || N(0, I)) per row: how typical the row's code is under the prior."""
-    mean, log_variance = module.encoder(x)
+    mean, log_variance = module.encode(x)
     return -kl_divergence_standard_normal(mean, log_variance)
 
 
@@ -51,6 +45,15 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
     normal rows, :meth:`decision_function` is ``score_samples - offset_`` and
     negative for outliers, :meth:`predict` returns -1 for outliers and +1 for
     inliers.
+
+    Tables with categorical columns and missing values are scored as they are
+    (see :class:`~skvae.VAETransformer`). A row with missing entries must not
+    look more normal for having fewer terms in its likelihood, so each missing
+    entry adds to the row's score the log-likelihood its column would be
+    expected to add, given the rest of the row: minus the entropy of
+    p(x_j | z) at the row's code ``z = E[z | x_obs]``. The score of an
+    incomplete row is then that of a typical completion of it, on the scale of
+    complete rows; complete rows are scored as before.
 
     Compared with :class:`~skvae.VAETransformer` the defaults suit tabular
     anomaly detection: a Gaussian likelihood (so rows outside the training range
@@ -125,7 +128,13 @@ default="log_likelihood"
         :class:`~skvae.VAETransformer`) scoring rows with values outside [0, 1]
         raises ``ValueError``: the model gives them probability zero, and
         clipping them, as :class:`~skvae.VAETransformer` does, could hide the
-        very rows a detector is for.
+        very rows a detector is for. In a table with categorical columns it
+        applies to the numeric columns.
+    categorical_features : "from_dtype", array-like or None, default="from_dtype"
+        Which columns are categorical; see :class:`~skvae.VAETransformer`.
+    handle_unknown : {"error", "ignore"}, default="error"
+        A category ``fit`` never saw: an error, or (``"ignore"``) a missing
+        entry; see :class:`~skvae.VAETransformer`.
     beta : float, default=1.0
         Weight of the KL term in the training objective.
     batch_size : int, default=128
@@ -249,6 +258,8 @@ default="log_likelihood"
         conv_dense_width=16,
         activation="relu",
         likelihood="gaussian",
+        categorical_features="from_dtype",
+        handle_unknown="error",
         beta=1.0,
         batch_size=128,
         learning_rate_init=3e-3,
@@ -272,6 +283,8 @@ default="log_likelihood"
             conv_dense_width=conv_dense_width,
             activation=activation,
             likelihood=likelihood,
+            categorical_features=categorical_features,
+            handle_unknown=handle_unknown,
             beta=beta,
             batch_size=batch_size,
             learning_rate_init=learning_rate_init,
@@ -408,12 +421,9 @@ default="log_likelihood"
         self._data_space.check_support(X, estimator_name=type(self).__name__)
         anomaly_score, n_draws = self._offset_score
         if anomaly_score == "log_likelihood":
-            return self._log_likelihood(X, random_state, n_draws)
-        term = {"reconstruction": reconstruction_log_prob, "latent": negative_kl}[
-            anomaly_score
-        ]
-        values = self._map_rows(lambda x: term(self.module_, x), X, CHUNK_ROWS)
+            return self._log_likelihood(X, random_state, n_draws, complete=True)
         if anomaly_score == "reconstruction":
             # A density of the data as passed, like the log-likelihood.
-            values -= self._data_space.log_abs_det
-        return values
+            values = self._map_rows(self.module_.reconstruction_log_prob, X, CHUNK_ROWS)
+            return self._complete_missing(values, X)
+        return self._map_rows(lambda x: negative_kl(self.module_, x), X, CHUNK_ROWS)

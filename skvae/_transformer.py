@@ -17,6 +17,17 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
     ``transform`` returns the posterior mean, so it is deterministic and a row's
     code does not depend on the other rows passed with it.
 
+    Tables come as they are: a pandas DataFrame with numeric, string,
+    categorical and boolean columns, and missing values (``np.nan``, ``None``,
+    ``pd.NA``), needs no preprocessing. Each column gets its own likelihood
+    (see ``likelihood`` and ``categorical_features``), a missing entry is left
+    out of the reconstruction term, and on data with missing values the encoder
+    also reads which entries are observed (Mattei and Frellsen, 2019), so
+    :meth:`transform` encodes incomplete rows and :meth:`score_samples` of an
+    incomplete row estimates the likelihood of its observed entries. Fitted on a
+    DataFrame, :meth:`sample` and :meth:`inverse_transform` return DataFrames
+    with the same columns, dtypes and categories.
+
     Parameters
     ----------
     n_components : int, default=2
@@ -64,6 +75,24 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         ``"bernoulli"`` for grey-level images, the usual image VAE. A Bernoulli
         model encodes and scores values outside [0, 1] as the nearest bound,
         with a ``UserWarning``.
+        In a table with categorical columns, ``"auto"`` chooses per numeric
+        column (Bernoulli for 0/1 columns) and ``likelihood_`` is ``"mixed"``.
+    categorical_features : "from_dtype", array-like or None, default="from_dtype"
+        Which columns are categorical, each modelled by a softmax over its
+        categories (sorted, or in the order of a pandas ``category`` dtype).
+        ``"from_dtype"``, as in
+        :class:`~sklearn.ensemble.HistGradientBoostingClassifier`: the
+        ``category``, ``object``, ``string`` and ``bool`` columns of a
+        DataFrame, and the columns of an object array that hold strings. Or a
+        list of column names or indices, or a boolean mask. None: every column
+        holds numbers. A categorical column with more than 1,000 levels, or more
+        than 50 levels most of them unique to single rows (an identifier), is
+        refused.
+    handle_unknown : {"error", "ignore"}, default="error"
+        A category that ``fit`` never saw, met by :meth:`transform` or
+        :meth:`score_samples`: an error naming the column and the value, or
+        (``"ignore"``) a missing entry, as
+        :class:`~sklearn.preprocessing.OneHotEncoder` does.
     beta : float, default=1.0
         Weight of the KL term. 1 is the standard VAE and gives a proper bound on
         the log-likelihood; larger values trade reconstruction for a smoother
@@ -81,10 +110,11 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         ``n_iter_no_change`` epochs before (means, because a VAE's loss is noisy
         from epoch to epoch); with it, when the validation ELBO has not beaten its
         best by ``tol`` for ``n_iter_no_change`` epochs.
-    early_stopping : bool, default=False
+    early_stopping : bool or "auto", default=False
         Hold out ``validation_fraction`` of the data, stop when its ELBO has not
         improved by ``tol`` for ``n_iter_no_change`` epochs, and restore the
-        weights of the best epoch.
+        weights of the best epoch. ``"auto"`` does so when there are at least 100
+        rows.
     validation_fraction : float, default=0.1
         Fraction of the training rows held out with ``early_stopping``.
     n_iter_no_change : int, default=10

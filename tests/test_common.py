@@ -5,7 +5,7 @@ import warnings
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skvae import VAEOutlierDetector, VAETransformer
+from skvae import VAEImputer, VAEOutlierDetector, VAETransformer
 
 
 def _small(estimator_class, **params):
@@ -30,6 +30,8 @@ ESTIMATORS = [
     # The same with a float contamination, so that check_outliers_fit_predict runs
     # in full (see below).
     _small(VAEOutlierDetector, contamination=0.1),
+    _small(VAEImputer),
+    _small(VAEImputer, add_indicator=True, sample_posterior=True),
 ]
 
 

@@ -1,5 +1,6 @@
 """The convolutional architecture: network shapes and the estimator around it."""
 
+import math
 import warnings
 
 import numpy as np
@@ -17,7 +18,9 @@ from skvae._networks import ConvDecoder, ConvEncoder, build_conv_vae
 )
 def test_conv_network_shapes(image_shape):
     n_features = int(np.prod(image_shape))
-    module = build_conv_vae(image_shape, 3, (4, 8), 6, "relu", BernoulliLikelihood)
+    module = build_conv_vae(
+        image_shape, 3, (4, 8), 6, "relu", BernoulliLikelihood(math.prod(image_shape))
+    )
     x = torch.rand(5, n_features)
     mean, log_variance = module.encoder(x)
     assert mean.shape == log_variance.shape == (5, 3)
@@ -94,5 +97,5 @@ def test_bad_conv_channels_is_a_clear_error():
 
 
 def test_gaussian_likelihood_parameters_per_pixel():
-    module = build_conv_vae((1, 8, 8), 2, (4,), 4, "relu", GaussianLikelihood)
+    module = build_conv_vae((1, 8, 8), 2, (4,), 4, "relu", GaussianLikelihood(64))
     assert module.decoder(torch.zeros(2, 2)).shape == (2, 64)

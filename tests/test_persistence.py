@@ -111,7 +111,7 @@ def test_round_trip_is_bit_identical(name, estimator_class, params, X, tmp_path)
         elif isinstance(value, np.ndarray):
             np.testing.assert_array_equal(loaded.get_params()[key], value)
         else:
-            assert loaded.get_params()[key] == value, key
+            np.testing.assert_equal(loaded.get_params()[key], value, err_msg=key)
             assert type(loaded.get_params()[key]) is type(value), key
     # The loaded model keeps training where the saved one stopped.
     loaded.set_params(warm_start=True)
@@ -356,8 +356,8 @@ def _delete(path_keys):
 
 
 BAD_DOCUMENTS = {
-    "old version": (_set(["format_version"], 1), "format version 1.*reads version 2"),
-    "newer version": (_set(["format_version"], 3), "format version 3"),
+    "old version": (_set(["format_version"], 2), "format version 2.*reads version 3"),
+    "newer version": (_set(["format_version"], 4), "format version 4"),
     "other format": (_set(["format"], "other"), "no 'format': 'skvae'"),
     "foreign estimator": (_set(["estimator"], "os.system"), "not one of skvae's"),
     "base class": (_set(["estimator"], "BaseVAE"), "not one of skvae's"),
@@ -372,11 +372,18 @@ BAD_DOCUMENTS = {
     "zero scale": (_set(["fitted", "data_space", "scale"], [0.0] * 4), "not positive"),
     "nan shift": (_set(["fitted", "data_space", "shift"], [float("nan")] * 4), "NaN"),
     "short scale": (_set(["fitted", "data_space", "scale"], [1.0] * 3), "not 4 numbers"),
-    "unknown likelihood": (_set(["fitted", "data_space", "likelihood"], "poisson"),
-                           "not known"),
-    "bernoulli with scaling": (_set(["fitted", "data_space", "likelihood"], "bernoulli"),
+    "unknown likelihood": (_set(["fitted", "data_space", "kinds"], ["poisson"] * 4),
+                           "column kinds"),
+    "bernoulli with scaling": (_set(["fitted", "data_space", "kinds"], ["bernoulli"] * 4),
                                "scaling"),
-    "n_features mismatch": (_set(["fitted", "n_features_in"], 5), "5 numbers"),
+    "levels without categories": (_set(["fitted", "data_space", "levels"], [3, 0, 0, 0]),
+                                  "levels"),
+    "categories without levels": (
+        _set(["fitted", "table_schema", "categories"], [["a", "b"], None, None, None]),
+        "categories but no dtypes"),
+    "unknown dtype": (_set(["fitted", "table_schema", "dtypes"], ["datetime64"] * 4),
+                      "dtypes"),
+    "n_features mismatch": (_set(["fitted", "n_features_in"], 5), "5 columns"),
     "n_features not int": (_set(["fitted", "n_features_in"], 4.0), "positive integer"),
     "feature names": (_set(["fitted", "feature_names_in"], ["a"]), "4 strings"),
     "negative seed": (_set(["fitted", "noise_seed"], -1), "noise_seed"),

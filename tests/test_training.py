@@ -21,7 +21,7 @@ def _step_weights(module, batch, trim_fraction):
 
 def test_trimmed_step_ignores_the_worst_explained_rows():
     torch.manual_seed(0)
-    module = build_dense_vae(3, 2, (8,), "relu", GaussianLikelihood)
+    module = build_dense_vae(3, 2, (8,), "relu", GaussianLikelihood(3))
     normal = torch.randn(7, 3, generator=torch.Generator().manual_seed(1))
     far, farther = torch.full((1, 3), 50.0), torch.full((1, 3), 80.0)
     # Trimming 1 row of 8: where the outlier lies does not matter to the step.

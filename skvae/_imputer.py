@@ -1,0 +1,368 @@
+"""VAEImputer: missing values filled in by a variational autoencoder."""
+
+import threading
+from numbers import Real
+
+import numpy as np
+import torch
+from sklearn.base import TransformerMixin
+from sklearn.utils._param_validation import MissingValues
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
+
+from ._base import BaseVAE
+from ._draws import row_keys, standard_normal_per_row
+from ._inference import importance_chunk_rows
+from ._random import seed_from
+from ._tables import _is_missing, is_dataframe
+
+
+class VAEImputer(TransformerMixin, BaseVAE):
+    """Impute missing values with a variational autoencoder fitted to the incomplete data.
+
+    The VAE of :class:`~skvae.VAETransformer` is trained on the rows as they
+    are: each column gets its own likelihood (Gaussian for real numbers,
+    Bernoulli for 0/1 columns, a softmax over the categories of a categorical
+    column), a missing entry is left out of the reconstruction term, and the
+    encoder reads which entries are observed (MIWAE, Mattei and Frellsen, 2019).
+    :meth:`transform` then fills each hole from the model's conditional
+    distribution given the row's observed entries, estimated with
+    ``n_importance_samples`` posterior draws and their importance weights.
+    Observed entries are returned unchanged.
+
+    It takes tables as they come: a DataFrame with numeric, string, categorical
+    and boolean columns, or an array, with holes marked by ``missing_values``.
+    Fitted on a DataFrame, it returns a DataFrame with the same columns, dtypes
+    and categories; imputed categories are categories.
+
+    Parameters
+    ----------
+    missing_values : int, float, str, np.nan, None or pandas.NA, default=np.nan
+        The placeholder of a missing entry. ``np.nan``, ``None`` and ``pd.NA``
+        are always read as missing, whatever this is.
+    add_indicator : bool, default=False
+        Append, as :class:`~sklearn.impute.SimpleImputer` does, one 0/1 column
+        per column that had missing entries in ``fit``: 1 where the entry was
+        imputed.
+    sample_posterior : bool, default=False
+        ``False``: fill a number with its importance-weighted conditional mean
+        E[x_j | x_obs] and a category with its most probable value, the best
+        single imputation for squared error and accuracy. ``True``: fill a row's
+        holes with one joint draw from the model's conditional p(x_mis | x_obs),
+        by sampling importance resampling; every call to :meth:`transform` draws
+        anew, so ``m`` calls give ``m`` imputations for multiple imputation.
+        With an int ``random_state`` the k-th call after ``fit`` is reproducible.
+    n_components : int, default=4
+        Dimension of the latent space.
+    hidden_layer_sizes : array-like of int, default=(128, 128)
+        Widths of the encoder's hidden layers; the decoder uses them in reverse.
+    categorical_features : "from_dtype", array-like or None, default="from_dtype"
+        Which columns are categorical. ``"from_dtype"``: the ``category``,
+        ``object``, ``string`` and ``bool`` columns of a DataFrame, and the
+        columns holding strings of an object array. Or column names, indices,
+        or a boolean mask. None: all columns are numbers.
+    handle_unknown : {"error", "ignore"}, default="error"
+        A category :meth:`transform` meets that ``fit`` never saw: an error
+        naming the column and the value, or (``"ignore"``) a missing entry,
+        which is then imputed.
+    n_importance_samples : int, default=100
+        Posterior draws per row for imputing (and in :meth:`score_samples`).
+    batch_size : int, default=64
+        Rows per minibatch. Smaller, and ``learning_rate_init`` larger, than
+        :class:`~skvae.VAETransformer`'s: tables are small, and an epoch of a
+        few hundred rows holds few steps.
+    learning_rate_init : float, default=3e-3
+        Adam's step size.
+    max_iter : int, default=500
+        Maximum number of epochs.
+    early_stopping : bool or "auto", default="auto"
+        Hold out ``validation_fraction`` of the rows and keep the weights of the
+        epoch whose held-out ELBO was best. ``"auto"``: when there are at least
+        100 rows (with fewer, a tenth of them says little), else not.
+    n_iter_no_change : int, default=30
+        Epochs without improvement of the held-out ELBO before training stops.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, the training and the draws.
+
+    The other parameters (``architecture``, ``image_shape``, ``conv_channels``,
+    ``conv_dense_width``, ``activation``, ``likelihood``, ``beta``, ``tol``,
+    ``validation_fraction``, ``device``, ``verbose``, ``warm_start``) are those of
+    :class:`~skvae.VAETransformer`.
+
+    Attributes
+    ----------
+    likelihood_ : str
+        ``"mixed"`` for tables with categorical columns, else the likelihood of
+        every column.
+    n_features_in_ : int
+        Number of columns seen during fit.
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
+        Names of the columns seen during fit, when they are all strings.
+    indicator_features_ : ndarray of int
+        With ``add_indicator``, the columns that had missing entries in fit.
+    module_, n_components_, n_iter_, loss_curve_, validation_scores_, ...
+        As in :class:`~skvae.VAETransformer`.
+
+    See Also
+    --------
+    sklearn.impute.IterativeImputer : Imputation by chained regressions.
+    sklearn.impute.KNNImputer : Imputation from the nearest complete rows.
+
+    References
+    ----------
+    Mattei, P.-A. and Frellsen, J. (2019). MIWAE: Deep Generative Modelling and
+    Imputation of Incomplete Data Sets. ICML.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvae import VAEImputer
+    >>> rng = np.random.RandomState(0)
+    >>> z = rng.normal(size=(300, 1))
+    >>> X = np.hstack([z, 2 * z, -z]) + 0.1 * rng.normal(size=(300, 3))
+    >>> X[::10, 1] = np.nan
+    >>> imputer = VAEImputer(hidden_layer_sizes=(32, 32), max_iter=150, random_state=0)
+    >>> X_filled = imputer.fit_transform(X)
+    >>> bool(np.isnan(X_filled).any())
+    False
+    >>> error = np.abs(X_filled[::10, 1] - 2 * X[::10, 0]).mean()
+    >>> bool(error < 0.3)  # column means would be off by 1.7 on average
+    True
+    """
+
+    _parameter_constraints = {
+        **BaseVAE._parameter_constraints,
+        "missing_values": [MissingValues()],
+        "add_indicator": ["boolean"],
+        "sample_posterior": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        missing_values=np.nan,
+        add_indicator=False,
+        sample_posterior=False,
+        n_components=4,
+        hidden_layer_sizes=(128, 128),
+        architecture="dense",
+        image_shape=None,
+        conv_channels=(32, 64),
+        conv_dense_width=16,
+        activation="relu",
+        likelihood="auto",
+        categorical_features="from_dtype",
+        handle_unknown="error",
+        beta=1.0,
+        batch_size=64,
+        learning_rate_init=3e-3,
+        max_iter=500,
+        tol=1e-4,
+        early_stopping="auto",
+        validation_fraction=0.1,
+        n_iter_no_change=30,
+        n_importance_samples=100,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        super().__init__(
+            n_components=n_components,
+            hidden_layer_sizes=hidden_layer_sizes,
+            architecture=architecture,
+            image_shape=image_shape,
+            conv_channels=conv_channels,
+            conv_dense_width=conv_dense_width,
+            activation=activation,
+            likelihood=likelihood,
+            categorical_features=categorical_features,
+            handle_unknown=handle_unknown,
+            beta=beta,
+            batch_size=batch_size,
+            learning_rate_init=learning_rate_init,
+            max_iter=max_iter,
+            tol=tol,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            n_importance_samples=n_importance_samples,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+            warm_start=warm_start,
+        )
+        self.missing_values = missing_values
+        self.add_indicator = add_indicator
+        self.sample_posterior = sample_posterior
+
+    # An imputer's epoch budget is its early stopping; reaching max_iter is not
+    # worth a warning when the held-out score keeps the best weights anyway.
+    _warns_at_max_iter = False
+
+    def _validate_X(self, X, *, reset=False):
+        return super()._validate_X(_placeholders_as_nan(X, self.missing_values), reset=reset)
+
+    def _fit_after_training(self, X):
+        missing_columns = np.flatnonzero(np.isnan(X).any(axis=0))
+        # Draws of sample_posterior=True: a new set per transform call.
+        return {"indicator_features_": missing_columns, "_draw_calls": _Counter()}
+
+    def _get_fitted_state(self):
+        state, weights = super()._get_fitted_state()
+        return {**state, "indicator_features": self.indicator_features_.tolist()}, weights
+
+    def _fitted_attributes_from_state(self, state, weights):
+        columns = state.pop("indicator_features", None)
+        attributes = super()._fitted_attributes_from_state(state, weights)
+        n_features = attributes["n_features_in_"]
+        if not (isinstance(columns, list) and all(
+            type(j) is int and 0 <= j < n_features for j in columns
+        ) and columns == sorted(set(columns))):
+            raise ValueError("indicator_features is not a sorted list of column indices.")
+        return {**attributes, "indicator_features_": np.array(columns, dtype=np.intp),
+                "_draw_calls": _Counter()}
+
+    def transform(self, X):
+        """Fill the missing entries of ``X``; observed entries are kept as they are.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Rows with missing entries (``missing_values``, NaN, None or pd.NA).
+
+        Returns
+        -------
+        X_imputed : ndarray or DataFrame of shape (n_samples, n_features_out)
+            ``X`` with every hole filled, in the format the imputer was fitted
+            on (a DataFrame with the fitted dtypes and categories, or an array),
+            followed by the indicator columns with ``add_indicator``.
+        """
+        check_is_fitted(self)
+        self = self._fitted_view()  # one model for the whole call, even if refitted
+        codes = self._validate_X(X)
+        self._data_space.check_support(codes, estimator_name=type(self).__name__, clip=True)
+        missing = np.isnan(codes)
+        filled = codes.astype(np.float64, copy=True)
+        rows = np.flatnonzero(missing.any(axis=1))
+        if len(rows):
+            imputed = self._impute_codes(codes[rows])
+            block = filled[rows]
+            block[missing[rows]] = imputed[missing[rows]]
+            filled[rows] = block
+        output = self._table_schema.to_user(filled, dtype=codes.dtype)
+        if not self.add_indicator:
+            return output
+        return _with_indicator(output, missing[:, self.indicator_features_],
+                               self.get_feature_names_out()[self.n_features_in_:])
+
+    def _impute_codes(self, codes):
+        """Codes of the rows ``codes``, imputed everywhere (observed entries too)."""
+        n_draws, n_components = self.n_importance_samples, self.n_components_
+        seed = self._noise_seed
+        if self.sample_posterior:
+            call = self._draw_calls.next()
+            seed = int(np.random.SeedSequence(
+                seed_from(self.random_state) if self.random_state is not None
+                else None, spawn_key=(call,)).generate_state(1)[0])
+            generator = torch.Generator(device=self._device_here()).manual_seed(seed)
+
+            def impute(x):
+                noise = standard_normal_per_row(row_keys(x, seed), n_draws, n_components)
+                return self.module_.conditional_draw(x, noise, generator)
+        else:
+            def impute(x):
+                noise = standard_normal_per_row(row_keys(x, seed), n_draws, n_components)
+                return self.module_.conditional_mean(x, noise)
+
+        values = self._map_rows(impute, codes, importance_chunk_rows(n_draws))
+        return self._data_space.to_data(values)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns: the input's, then the indicators'.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Input feature names; by default ``feature_names_in_`` or
+            ``x0, x1, ...``.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+        """
+        check_is_fitted(self)
+        names = _check_feature_names_in(self, input_features)
+        if not self.add_indicator:
+            return names
+        indicators = [f"missingindicator_{names[j]}" for j in self.indicator_features_]
+        return np.concatenate([names, np.array(indicators, dtype=object)])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+class _Counter:
+    """A thread-safe count of calls: each ``next()`` returns the next integer."""
+
+    def __init__(self):
+        self._value = 0
+        self._lock = threading.Lock()
+
+    def next(self):
+        with self._lock:
+            value = self._value
+            self._value += 1
+        return value
+
+    def __getstate__(self):
+        return {"value": self._value}
+
+    def __setstate__(self, state):
+        self._value = state["value"]
+        self._lock = threading.Lock()
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other._value == self._value
+
+    __hash__ = None
+
+    def __deepcopy__(self, memo):
+        copy = _Counter()
+        copy._value = self._value
+        return copy
+
+
+def _placeholders_as_nan(X, missing_values):
+    """``X`` with ``missing_values`` entries as NaN (a copy if any changes; never in place)."""
+    if _is_missing(missing_values):
+        return X
+    if is_dataframe(X):
+        mask = X.isin([missing_values])
+        return X.mask(mask) if mask.to_numpy().any() else X
+    array = np.asarray(X)
+    if array.dtype.kind in "biuf":
+        if not isinstance(missing_values, Real):
+            return X
+        mask = array == missing_values
+        if not mask.any():
+            return X
+        out = array.astype(np.float64 if array.dtype.kind != "f" else array.dtype)
+        out[mask] = np.nan
+        return out
+    out = np.array(array, dtype=object)
+    mask = np.vectorize(lambda v: v == missing_values, otypes=[bool])(out)
+    out[mask] = np.nan
+    return out
+
+
+def _with_indicator(output, indicator, names):
+    if is_dataframe(output):
+        import pandas as pd
+
+        columns = pd.DataFrame(indicator, columns=list(names), index=output.index)
+        return pd.concat([output, columns], axis=1)
+    if output.dtype == object:
+        return np.hstack([output, indicator.astype(object)])
+    return np.hstack([output, indicator.astype(output.dtype)])
