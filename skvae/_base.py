@@ -74,6 +74,8 @@ class BaseVAE(BaseEstimator):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         # Bounded: each row draws n_importance_samples * n_components normals.
         "n_importance_samples": [Interval(Integral, 1, 2**20, closed="both")],
+        # Bounded: each training row is decoded n_training_samples times.
+        "n_training_samples": [Interval(Integral, 1, 1000, closed="both")],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -102,6 +104,7 @@ class BaseVAE(BaseEstimator):
         validation_fraction=0.1,
         n_iter_no_change=10,
         n_importance_samples=50,
+        n_training_samples=1,
         device="auto",
         random_state=None,
         verbose=0,
@@ -126,6 +129,7 @@ class BaseVAE(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.n_importance_samples = n_importance_samples
+        self.n_training_samples = n_training_samples
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -213,6 +217,12 @@ class BaseVAE(BaseEstimator):
         ``one_pass`` (``partial_fit``): one epoch, continuing the fitted network
         and its optimizer when there is one.
         """
+        if self.n_training_samples > 1 and self.beta != 1:
+            raise ValueError(
+                f"n_training_samples={self.n_training_samples} trains on the "
+                f"importance-weighted bound, which has no KL weight; beta={self.beta} "
+                "needs n_training_samples=1 (the ELBO)."
+            )
         fitted = hasattr(self, "module_")
         warm = fitted and (self.warm_start or one_pass)
         X = self._validate_training_X(X, reset=not warm)
@@ -279,6 +289,7 @@ class BaseVAE(BaseEstimator):
             loss_offset=data_space.log_abs_det,
             verbose=self.verbose,
             trim_fraction=self._trim_fraction(),
+            n_samples=self.n_training_samples,
         )
         generator = torch.Generator(device=device).manual_seed(training_seed)
         X_val = None if val_index is None else data_space.to_tensor(X[val_index], device)

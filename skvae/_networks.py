@@ -235,7 +235,14 @@ class VAE(nn.Module):
         return self.loss(x, noise, beta)
 
     def loss(self, x, noise, beta):
-        """Negative ELBO of each row (one reparameterised sample per row)."""
+        """Negative ELBO of each row (one reparameterised sample per row).
+
+        With K draws per row, ``noise`` of shape (K, n, n_components), it is
+        the negative importance-weighted bound instead (IWAE, and MIWAE on
+        incomplete rows), which has no ``beta``.
+        """
+        if noise.dim() == 3:
+            return -self.log_likelihood(x, noise)
         x, observed = self._split_missing(x)
         mean, log_variance = self._encode_filled(x, observed)
         z = reparameterize(mean, log_variance, noise)

@@ -161,6 +161,9 @@ default="log_likelihood"
     n_importance_samples : int, default=50
         Posterior samples per row (independent for each row) for
         ``anomaly_score="log_likelihood"``.
+    n_training_samples : int, default=1
+        Posterior draws per row in the training objective: 1, the ELBO; more,
+        the importance-weighted bound (see :class:`~skvae.VAETransformer`).
     device : str or torch.device, default="auto"
         Where to train and compute: ``"auto"`` uses CUDA when available.
     random_state : int, RandomState instance or None, default=None
@@ -269,6 +272,7 @@ default="log_likelihood"
         validation_fraction=0.1,
         n_iter_no_change=10,
         n_importance_samples=50,
+        n_training_samples=1,
         device="auto",
         random_state=None,
         verbose=0,
@@ -294,6 +298,7 @@ default="log_likelihood"
             validation_fraction=validation_fraction,
             n_iter_no_change=n_iter_no_change,
             n_importance_samples=n_importance_samples,
+            n_training_samples=n_training_samples,
             device=device,
             random_state=random_state,
             verbose=verbose,

@@ -212,7 +212,12 @@ class TableSchema:
         """
         if is_dataframe(X):
             columns = [X.iloc[:, j] for j in range(X.shape[1])]
-            get = lambda j: columns[j].to_numpy(dtype=object)  # noqa: E731
+
+            def get(j):
+                if self.categories[j] is None and _numeric_dtype(columns[j].dtype):
+                    return columns[j].to_numpy(dtype=np.float64, na_value=np.nan)
+                return columns[j].to_numpy(dtype=object)
+
             n_rows = X.shape[0]
         else:
             array = X if isinstance(X, np.ndarray) else np.asarray(X, dtype=object)

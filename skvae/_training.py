@@ -108,6 +108,17 @@ class TrainingConfig:
     verbose: int = 0  # 1: a progress bar; 2: a line per epoch
     # Fraction of each minibatch, the worst-explained rows, left out of the step.
     trim_fraction: float = 0.0
+    # Posterior draws per row in the objective: 1, the ELBO; more, the
+    # importance-weighted bound.
+    n_samples: int = 1
+
+
+def draw_noise(n_rows, module, config, generator, device):
+    """Standard-normal training noise: (n_rows, d), or (K, n_rows, d) for K draws a row."""
+    shape = (n_rows, module.n_components)
+    if config.n_samples > 1:
+        shape = (config.n_samples,) + shape
+    return torch.randn(shape, generator=generator, device=device)
 
 
 def shuffled_batches(X, batch_size, generator):
@@ -153,9 +164,7 @@ def run_epoch(module, optimizer, batches, config, generator):
     """One pass over the minibatches ``batches``; returns the mean loss per row."""
     total, n_rows = None, 0
     for batch in batches:
-        noise = torch.randn(
-            (batch.shape[0], module.n_components), generator=generator, device=batch.device
-        )
+        noise = draw_noise(batch.shape[0], module, config, generator, batch.device)
         step_loss = train_step(
             module, optimizer, batch, noise, config.beta, config.trim_fraction
         )
@@ -304,9 +313,7 @@ def train(module, make_batches, config, generator, *, check_rows, X_val=None,
     validating = X_val is not None
     best_score = -math.inf
     if validating:
-        val_noise = torch.randn(
-            (X_val.shape[0], module.n_components), generator=generator, device=X_val.device
-        )
+        val_noise = draw_noise(X_val.shape[0], module, config, generator, X_val.device)
         # The starting weights are the baseline: scores of earlier fits (a warm
         # start) came from other validation rows and do not compare.
         baseline = validation_score(module, X_val, val_noise, config.beta)

@@ -124,6 +124,13 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         for each row. 1 gives the ELBO; more give a tighter estimate of log p(x),
         with a Monte-Carlo error falling about as one over their square root, at
         proportionally more cost.
+    n_training_samples : int, default=1
+        Posterior draws per row in the training objective. 1 trains on the
+        ELBO, the standard VAE; K > 1 on the importance-weighted bound with K
+        draws (IWAE; MIWAE on incomplete rows), a tighter bound that uses more
+        of the latent space, at about K times the decoder's cost per step. It
+        has no KL weight, so it needs ``beta=1``. ``loss_curve_`` and
+        ``validation_scores_`` then report that bound.
     device : str or torch.device, default="auto"
         Where to train and compute: ``"auto"`` uses CUDA when available, else the
         CPU. A model fitted on a GPU can be unpickled and used on a CPU-only

@@ -185,7 +185,8 @@ def test_warm_start_with_a_network_changing_parameter_is_a_clear_error(
     restored = {k: v for k, v in small(estimator_class).get_params().items() if k in change}
     estimator.set_params(**restored)
     # Parameters that do not shape the network may change between warm starts.
-    fit_quietly(estimator.set_params(learning_rate_init=1e-4, beta=0.5, max_iter=1), X)
+    fit_quietly(estimator.set_params(learning_rate_init=1e-4, beta=0.5, n_training_samples=1,
+                                     max_iter=1), X)
     assert estimator.n_iter_ == 4
 
 

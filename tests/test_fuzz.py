@@ -223,3 +223,58 @@ def test_unfitted_estimators_raise_not_fitted(estimator_class):
                 getattr(estimator, method)(np.zeros((2, N_FEATURES)))
     with pytest.raises(NotFittedError):
         estimator.sample(2)
+
+
+@st.composite
+def tables(draw):
+    """A DataFrame of numbers, strings, categories and booleans with random holes."""
+    pd = pytest.importorskip("pandas")
+    n_rows = draw(st.integers(2, 30))
+    kinds = draw(st.lists(st.sampled_from(["float", "int", "str", "category", "bool"]),
+                          min_size=1, max_size=5))
+    columns = {}
+    for j, kind in enumerate(kinds):
+        if kind == "float":
+            values = draw(st.lists(st.floats(-1e3, 1e3), min_size=n_rows, max_size=n_rows))
+        elif kind == "int":
+            values = draw(st.lists(st.integers(-5, 5), min_size=n_rows, max_size=n_rows))
+        elif kind == "bool":
+            values = draw(st.lists(st.booleans(), min_size=n_rows, max_size=n_rows))
+        else:
+            values = draw(st.lists(st.sampled_from(["a", "b", "c"]), min_size=n_rows,
+                                   max_size=n_rows))
+        series = pd.Series(values)
+        if kind == "category":
+            series = series.astype("category")
+        holes = draw(st.lists(st.booleans(), min_size=n_rows, max_size=n_rows))
+        holes[draw(st.integers(0, n_rows - 1))] = False  # never a whole column
+        if kind in ("int", "bool"):
+            series = series.astype(object) if kind == "bool" else series.astype(float)
+        columns[f"c{j}"] = series.mask(pd.Series(holes))
+    return pd.DataFrame(columns)
+
+
+@pytest.mark.parametrize("estimator_class", ESTIMATOR_CLASSES,
+                         ids=[c.__name__ for c in ESTIMATOR_CLASSES])
+@fuzz
+@given(table=tables())
+def test_any_table_with_holes_fits_and_comes_back_in_its_format(estimator_class, table):
+    before = table.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator = small(estimator_class).fit(table)
+    assert table.equals(before)  # never modified
+    codes = estimator.encode(table)
+    assert np.all(np.isfinite(codes))
+    assert np.all(np.isfinite(estimator.score_samples(table)))
+    samples = estimator.sample(4, random_state=0)
+    assert list(samples.columns) == list(table.columns)
+    assert list(samples.dtypes) == list(table.dtypes)
+    assert not samples.isna().any().any()
+    if hasattr(estimator, "predict"):
+        assert set(np.unique(estimator.predict(table))) <= {-1, 1}
+    if estimator_class.__name__ == "VAEImputer":
+        filled = estimator.transform(table)
+        assert not filled.isna().any().any()
+        observed = table.notna().to_numpy()
+        assert (filled.to_numpy()[observed] == table.to_numpy()[observed]).all()

@@ -316,7 +316,7 @@ def test_concurrent_calls_from_threads_match_serial_calls(estimator_class, X):
 @pytest.mark.parametrize("estimator_class", ESTIMATOR_CLASSES, ids=ids)
 def test_an_overflowing_beta_is_blamed_not_the_data(estimator_class, X):
     with pytest.raises(ValueError, match=r"beta=1e\+39 makes the KL term overflow") as info:
-        small(estimator_class, beta=1e39).fit(X)
+        small(estimator_class, beta=1e39, n_training_samples=1).fit(X)
     assert "Rescale X" not in str(info.value)
     # An ordinary beta on the same data trains.
-    assert_usable(fit_quietly(small(estimator_class, beta=4.0), X), X)
+    assert_usable(fit_quietly(small(estimator_class, beta=4.0, n_training_samples=1), X), X)

@@ -53,3 +53,40 @@ def test_early_stopping_restores_the_weights_of_the_best_validation_epoch():
         reference = VAETransformer(max_iter=best_epoch, **params).fit(X)
     assert vae.best_validation_score_ == max(vae.validation_scores_)
     np.testing.assert_array_equal(vae.transform(X), reference.transform(X))
+
+
+def test_several_training_draws_train_on_the_importance_weighted_bound():
+    torch.manual_seed(0)
+    module = build_dense_vae(3, 2, (8,), "relu", GaussianLikelihood(3))
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(1))
+    x[0, 1] = float("nan")  # a hole: MIWAE's bound on the observed entries
+    noise = torch.randn((7, 5, 2), generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(module.loss(x, noise, 1.0), -module.log_likelihood(x, noise))
+    # Against the definition: -log mean_k p(x, z_k) / q(z_k | x).
+    filled, observed = module._split_missing(x)
+    mean, log_variance = module.encode(x)
+    z = mean + torch.exp(0.5 * log_variance) * noise
+    log_weights = torch.stack([
+        module.likelihood.log_prob(filled, module.decoder(z[k]), observed)
+        + torch.distributions.Normal(0, 1).log_prob(z[k]).sum(-1)
+        - torch.distributions.Normal(mean, torch.exp(0.5 * log_variance)).log_prob(z[k]).sum(-1)
+        for k in range(7)
+    ])
+    expected = -(torch.logsumexp(log_weights, 0) - np.log(7))
+    torch.testing.assert_close(module.loss(x, noise, 1.0), expected)
+
+
+def test_the_importance_weighted_objective_has_no_beta():
+    import pytest
+
+    from skvae import VAETransformer
+
+    X = np.random.RandomState(0).normal(size=(50, 3))
+    with pytest.raises(ValueError, match="n_training_samples=5.*beta=0.5"):
+        VAETransformer(n_training_samples=5, beta=0.5).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        elbo = VAETransformer(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X)
+        iwae = VAETransformer(hidden_layer_sizes=(8,), max_iter=3, random_state=0,
+                              n_training_samples=5).fit(X)
+    assert not np.array_equal(elbo.transform(X), iwae.transform(X))
