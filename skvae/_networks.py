@@ -89,6 +89,16 @@ class ConvEncoder(nn.Module):
     and width (rounding up) of any image, down to 1 x 1. Rows arrive flat and are
     reshaped here to ``image_shape`` (channel-first), so the rest of the package
     sees flat rows only.
+
+    The dense layer (``dense_width`` units) is linear, with no activation: its
+    inputs are the last convolution's activations, thousands of them, all
+    non-negative with ReLU, so one Adam step moves every unit's pre-activation
+    for all images at once, and with a ReLU there many units die in the first
+    few dozen steps and never recover (on MNIST, 9 of 16 by step 38 at lr 1e-3;
+    all but one at lr 3e-3, where every image then decodes to the average
+    digit; see ``benchmarks/results_conv_plateau.md``). A linear layer cannot
+    die, and the head after it is linear too, so it only bounds the rank of
+    the map.
     """
 
     def __init__(self, image_shape, conv_channels, dense_width, n_components, activation):
@@ -109,9 +119,9 @@ class ConvEncoder(nn.Module):
             * _conv_sizes(height, len(conv_channels))[-1]
             * _conv_sizes(width, len(conv_channels))[-1]
         )
-        self.body = nn.Sequential(
-            nn.Linear(n_flat, dense_width), ACTIVATIONS[activation]()
-        )
+        # Linear bottleneck: a ReLU here dies (see the class docstring). Kept
+        # in a Sequential so the weights keep their names (body.0.*).
+        self.body = nn.Sequential(nn.Linear(n_flat, dense_width))
         self.head = nn.Linear(dense_width, 2 * n_components)
 
     def forward(self, x):

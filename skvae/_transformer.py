@@ -56,7 +56,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         (rounding up). The decoder mirrors them with stride-2 transposed
         convolutions, then a 3x3 transposed convolution to the image's channels.
         The default, with ``conv_dense_width=16``, is the classic MNIST VAE of the
-        Keras example: Conv(32) -> Conv(64) -> Dense(16) -> latent;
+        Keras example: Conv(32) -> Conv(64) -> Dense(16, linear) -> latent;
         Dense(7*7*64) -> ConvT(64) -> ConvT(32) -> ConvT(1) for 28 x 28 images.
     conv_dense_width : int, default=16
         With ``architecture="conv"``: width of the dense layer between the

@@ -99,3 +99,21 @@ def test_bad_conv_channels_is_a_clear_error():
 def test_gaussian_likelihood_parameters_per_pixel():
     module = build_conv_vae((1, 8, 8), 2, (4,), 4, "relu", GaussianLikelihood(64))
     assert module.decoder(torch.zeros(2, 2)).shape == (2, 64)
+
+
+def test_the_encoder_bottleneck_cannot_die():
+    """One large step pushing every bottleneck unit down kills ReLU units for all images.
+
+    The bottleneck reads thousands of non-negative activations, so one Adam step
+    moves a unit for every image at once; it is linear so that no unit can stop
+    learning (benchmarks/results_conv_plateau.md).
+    """
+    torch.manual_seed(0)
+    encoder = ConvEncoder((1, 28, 28), (8, 16), 16, 2, "relu")
+    images = torch.rand(64, 784)
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=0.5)
+    encoder.body(encoder.convolutions(images.reshape(-1, 1, 28, 28)).flatten(1)).sum().backward()
+    optimizer.step()
+    with torch.no_grad():
+        units = encoder.body(encoder.convolutions(images.reshape(-1, 1, 28, 28)).flatten(1))
+    assert (units.std(dim=0) > 0).all()  # every unit still tells images apart
