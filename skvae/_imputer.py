@@ -256,7 +256,8 @@ class VAEImputer(TransformerMixin, BaseVAE):
             block = filled[rows]
             block[missing[rows]] = imputed[missing[rows]]
             filled[rows] = block
-        output = self._table_schema.to_user(filled, dtype=codes.dtype)
+        output = self._table_schema.to_user(
+            filled, dtype=codes.dtype, index=X.index if is_dataframe(X) else None)
         if not self.add_indicator:
             return output
         return _with_indicator(output, missing[:, self.indicator_features_],

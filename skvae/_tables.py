@@ -234,13 +234,14 @@ class TableSchema:
 
     # ----------------------------------------------------------------- decoding
 
-    def to_user(self, codes, dtype=np.float64):
+    def to_user(self, codes, dtype=np.float64, index=None):
         """Codes (NaN-free) in the user's format: a DataFrame when ``fit`` saw one.
 
         Numeric columns keep their fitted dtype (integer columns are rounded);
         categorical columns give back their categories, in their fitted dtype.
         Without a DataFrame, all-numeric tables give an array of ``dtype`` and
-        tables with categories an object array.
+        tables with categories an object array. ``index`` labels the rows of
+        a DataFrame (the index of the frame they came from).
         """
         if not self.frame:
             if not self.has_categorical:
@@ -259,7 +260,7 @@ class TableSchema:
         for j, cats in enumerate(self.categories):
             data[labels[j]] = _column_to_user(pd, codes[:, j], cats, self.dtypes[j],
                                               self.ordered[j])
-        return pd.DataFrame(data, columns=labels)
+        return pd.DataFrame(data, columns=labels, index=index)
 
     # -------------------------------------------------------------- persistence
 

@@ -83,6 +83,16 @@ def test_sample_posterior_draws_anew_at_each_call(imputer, data):
     pd.testing.assert_frame_equal(again.transform(X), second)
 
 
+def test_a_frame_keeps_its_index(data):
+    _, X, _ = data
+    shifted = X.set_axis(X.index + 1000)
+    imputer = small(max_iter=2).fit(shifted)
+    filled = imputer.transform(shifted)
+    pd.testing.assert_index_equal(filled.index, shifted.index)
+    observed = shifted["a"].notna()
+    assert ((shifted["a"] - filled["a"])[observed] == 0).all()  # aligned, not shifted
+
+
 def test_add_indicator_appends_the_columns_that_had_holes():
     complete, X, holes = correlated(n=200, missing=0.0)
     X = X.copy()
