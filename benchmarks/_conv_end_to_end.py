@@ -4,7 +4,7 @@ log-likelihood (score) and 10-NN accuracy of the 2-D codes.
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/_conv_end_to_end.py conv_dense_width=64
 """
-import sys, time, warnings, numpy as np, torch
+import sys, time, warnings, torch
 warnings.simplefilter("ignore")
 torch.set_num_threads(1)
 from sklearn.neighbors import KNeighborsClassifier
