@@ -577,6 +577,8 @@ class BaseVAE(BaseEstimator):
             attributes["validation_scores_"] = list(history.validation_scores)
             attributes["best_validation_score_"] = history.best_validation_score
         if names is not None:
+            if schema.columns is not None and [str(c) for c in schema.columns] != names:
+                raise ValueError("the table schema's columns are not feature_names_in.")
             attributes["feature_names_in_"] = np.array(names, dtype=object)
         return attributes
 

@@ -348,7 +348,14 @@ def _placeholders_as_nan(X, missing_values):
         return X
     if is_dataframe(X):
         mask = X.isin([missing_values])
-        return X.mask(mask) if mask.to_numpy().any() else X
+        if not mask.to_numpy().any():
+            return X
+        X = X.mask(mask)
+        for label in X.columns[(X.dtypes == "category").to_numpy()]:
+            # A placeholder is not a level: drop it from the categories too.
+            if missing_values in X[label].cat.categories:
+                X[label] = X[label].cat.remove_categories([missing_values])
+        return X
     array = np.asarray(X)
     if array.dtype.kind in "biuf":
         if not isinstance(missing_values, Real):

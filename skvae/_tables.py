@@ -168,19 +168,33 @@ class TableSchema:
         categories, ordered = [], []
         for j in range(X.shape[1]):
             column = X.iloc[:, j]
+            if str(dtypes[j]) not in _KNOWN_DTYPES:
+                raise ValueError(
+                    f"Column {_column_name(names, j)} of X has dtype {dtypes[j]}, which "
+                    f"{estimator_name} does not read. Convert it to a numpy or pandas "
+                    "dtype (for example .astype('float64') or .astype('category'))."
+                )
             if not mask[j]:
-                if not _numeric_dtype(dtypes[j]):
+                if _numeric_dtype(dtypes[j]):
+                    _check_exact_in_float64(column, dtypes[j], names, j)
+                elif not _categorical_dtype(dtypes[j]) or str(dtypes[j]) == "category":
                     raise ValueError(
                         f"Column {_column_name(names, j)} of X has dtype {dtypes[j]}, "
-                        f"which {estimator_name} can read neither as numbers nor as "
-                        "categories. Convert it (for example to numbers, or with "
-                        ".astype('category')), or drop it."
+                        f"but categorical_features leaves it out and {estimator_name} "
+                        "cannot read it as numbers. Name it in categorical_features, "
+                        "convert it to numbers, or drop it."
                     )
+                else:
+                    # Strings or objects that categorical_features leaves out:
+                    # numbers written as text, given back as float64.
+                    _numbers(column.to_numpy(dtype=object), j, names)
+                    dtypes[j] = np.dtype(np.float64)
                 categories.append(None)
                 ordered.append(False)
                 continue
             if str(dtypes[j]) == "category":
                 cats = [_python_value(v) for v in dtypes[j].categories]
+                _check_category_types(cats, names, j)
                 values = column.dropna().unique()
                 if len(values) == 0:
                     _raise_all_missing(names, j)
@@ -312,6 +326,17 @@ class TableSchema:
             raise ValueError("the table schema's column labels are malformed.")
         if any(c is not None for c in categories) and dtypes is None:
             raise ValueError("the table schema has categories but no dtypes.")
+        if columns is not None and len(set(columns)) != len(columns):
+            raise ValueError("the table schema repeats column labels.")
+        for j, cats in enumerate(categories if dtypes is not None else []):
+            categorical_dtype = dtypes[j] in _CATEGORY_DTYPES
+            if (cats is not None) != categorical_dtype or (
+                dtypes[j] in ("bool", "boolean") and not set(cats) <= {False, True}
+                or any(type(v) is bool for v in cats or []) and dtypes[j] not in (
+                    "bool", "boolean", "object", "category")
+            ):
+                raise ValueError(f"the table schema's dtype of column {j} does not fit "
+                                 "its categories.")
         return cls(categories, dtypes, ordered, frame, columns)
 
 
@@ -323,6 +348,10 @@ _KNOWN_DTYPES = frozenset(
      "boolean", "Int64", "Int32", "Int16", "Int8", "UInt64", "UInt32", "UInt16",
      "UInt8", "Float64", "Float32"]
 )
+
+
+# dtypes of categorical columns; every other known dtype holds numbers.
+_CATEGORY_DTYPES = frozenset(["object", "category", "string", "str", "bool", "boolean"])
 
 
 def _n_columns(X):
@@ -422,6 +451,7 @@ def _fit_categories(values, j, names, n_rows):
             "example .astype(str)) before fitting."
         )
     distinct = set(observed)
+    _check_category_types(distinct, names, j)
     if families == {"number"} and any(not math.isfinite(v) for v in distinct):
         raise ValueError(
             f"Categorical column {_column_name(names, j)} of X holds an infinite value."
@@ -434,6 +464,30 @@ def _fit_categories(values, j, names, n_rows):
             f"The categories of column {_column_name(names, j)} of X cannot be ordered; "
             "convert the column to strings."
         ) from None
+
+
+def _check_category_types(categories, names, j):
+    """Categories must be what a model file can store: str, int, float or bool."""
+    for value in categories:
+        if type(value) not in (str, int, float, bool):
+            raise ValueError(
+                f"Categorical column {_column_name(names, j)} of X holds "
+                f"{type(value).__name__} values; categories must be strings, numbers "
+                "or booleans. Convert the column (for example .astype(str))."
+            )
+
+
+def _check_exact_in_float64(column, dtype, names, j):
+    """Integers beyond 2**53 would not come back as given: refuse them."""
+    if getattr(dtype, "kind", None) not in ("i", "u"):
+        return
+    values = column.dropna()
+    if len(values) and max(abs(int(values.min())), abs(int(values.max()))) > 2**53:
+        raise ValueError(
+            f"Column {_column_name(names, j)} of X holds integers beyond 2**53, which "
+            "float64 arithmetic cannot keep exact. Rescale the column, convert it to "
+            "float, or drop it (an identifier)."
+        )
 
 
 def _numbers(values, j, names):

@@ -114,6 +114,16 @@ def test_a_placeholder_marks_holes_as_nan_does(data):
     assert placeholder.min() == -999.0  # the input is not modified
 
 
+def test_a_placeholder_is_not_a_category():
+    rng = np.random.RandomState(0)
+    table = pd.DataFrame({"a": rng.normal(size=60), "c": pd.Categorical(
+        rng.choice(["?", "p", "q"], 60, p=[0.5, 0.25, 0.25]))})
+    imputer = small(missing_values="?", max_iter=5).fit(table)
+    assert imputer._table_schema.categories[1] == ["p", "q"]
+    assert set(imputer.transform(table)["c"]) <= {"p", "q"}
+    assert "?" in table["c"].cat.categories  # the input is not modified
+
+
 def test_it_works_in_a_pipeline_before_a_classifier(data):
     complete, X, _ = data
     y = (complete["a"] > 0).to_numpy()

@@ -203,6 +203,27 @@ def test_hopeless_columns_get_errors_that_name_them(column, values, match):
         small(max_iter=1).fit(table)
 
 
+@pytest.mark.parametrize("values, match", [
+    (np.array([2**62, 0] * 30, dtype=np.int64), "'odd' of X holds integers beyond 2\\*\\*53"),
+    (np.array([1.0, 2.0] * 30, dtype=np.longdouble), "dtype float[0-9]*, which .* does not read"),
+    (pd.Categorical(pd.to_datetime(["2020-01-01", "2021-01-01"] * 30)),
+     "'odd' of X holds Timestamp values"),
+])
+def test_columns_a_model_cannot_give_back_exactly_are_refused(values, match):
+    table = pd.DataFrame({"a": np.arange(60.0), "b": ["u", "v"] * 30, "odd": values})
+    with pytest.raises(ValueError, match=match):
+        small(max_iter=1).fit(table)
+
+
+def test_numbers_written_as_text_are_numbers_when_not_named_categorical():
+    table = pd.DataFrame({"x": ["1.5", "2", None, "3"] * 10, "c": ["u", "v"] * 20})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae = small(max_iter=1, categorical_features=["c"]).fit(table)
+    assert vae._data_space.kinds == ("gaussian", "categorical")
+    assert vae.sample(3, random_state=0)["x"].dtype == np.float64
+
+
 def test_missing_entries_are_left_out_of_the_likelihood():
     """Against closed forms: each observed entry's term, nothing for the missing ones."""
     torch.manual_seed(0)
