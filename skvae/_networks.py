@@ -268,26 +268,15 @@ class VAE(nn.Module):
         (K, n_components). Either way a row's estimate depends on its own draws
         only, not on the other rows in the batch.
         """
-        x, observed = self._split_missing(x)
-        mean, log_variance = self._encode_filled(x, observed)
-        if noise.dim() == 2:
-            noise = noise[:, None, :]
-        z = reparameterize(mean, log_variance, noise)  # (K, n, d)
-        decoded = self.decoder(z.reshape(-1, z.shape[-1]))
-        decoded = decoded.reshape(z.shape[0], z.shape[1], -1)
-        return importance_weighted_log_likelihood(
-            self.likelihood.log_prob(x, decoded, observed),
-            standard_normal_log_prob(z),
-            diagonal_normal_log_prob(z, mean, log_variance),
-        )
+        _, log_terms = self._posterior_draws(x, noise)
+        return importance_weighted_log_likelihood(*log_terms)
 
+    def _posterior_draws(self, x, noise):
+        """The decoder's parameters at K posterior draws per row, and their log-densities.
 
-    def _importance_draws(self, x, noise):
-        """Filled ``x``, its observed mask, and K posterior draws with their weights.
-
-        Returns the decoder's parameters at each draw, shape (K, n, outputs), and
-        the self-normalised importance weights of the draws, shape (K, n): the
-        weights of sampling importance resampling from p(z | x_obs).
+        Returns ``params`` of shape (K, n, outputs) and the three terms of the
+        importance weights, ``(log p(x_obs | z), log p(z), log q(z | x_obs))``,
+        each of shape (K, n).
         """
         x, observed = self._split_missing(x)
         mean, log_variance = self._encode_filled(x, observed)
@@ -295,12 +284,20 @@ class VAE(nn.Module):
             noise = noise[:, None, :]
         z = reparameterize(mean, log_variance, noise)  # (K, n, d)
         params = self.decoder(z.reshape(-1, z.shape[-1])).reshape(z.shape[0], z.shape[1], -1)
-        log_weights = (
-            self.likelihood.log_prob(x, params, observed)
-            + standard_normal_log_prob(z)
-            - diagonal_normal_log_prob(z, mean, log_variance)
+        return params, (
+            self.likelihood.log_prob(x, params, observed),
+            standard_normal_log_prob(z),
+            diagonal_normal_log_prob(z, mean, log_variance),
         )
-        return x, observed, params, torch.softmax(log_weights, dim=0)
+
+    def _importance_weights(self, x, noise):
+        """Parameters at K posterior draws and their self-normalised importance weights.
+
+        The weights, shape (K, n), are those of sampling importance resampling
+        from p(z | x_obs).
+        """
+        params, (log_px_z, log_pz, log_qz) = self._posterior_draws(x, noise)
+        return params, torch.softmax(log_px_z + log_pz - log_qz, dim=0)
 
     def conditional_mean(self, x, noise):
         """Importance-weighted E[x | x_obs] per row, in the likelihood's layout.
@@ -309,12 +306,12 @@ class VAE(nn.Module):
         the posterior draws with their importance weights (the single imputation
         of Mattei and Frellsen, 2019).
         """
-        _, _, params, weights = self._importance_draws(x, noise)
+        params, weights = self._importance_weights(x, noise)
         return (weights[..., None] * self.likelihood.mean(params)).sum(0)
 
     def conditional_draw(self, x, noise, generator):
         """One draw of x from p(x | x_obs) per row, by sampling importance resampling."""
-        _, _, params, weights = self._importance_draws(x, noise)
+        params, weights = self._importance_weights(x, noise)
         chosen = torch.multinomial(weights.T, 1, generator=generator)[:, 0]  # (n,)
         params = params[chosen, torch.arange(params.shape[1], device=params.device)]
         return self.likelihood.sample(params, generator=generator)

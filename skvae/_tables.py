@@ -42,10 +42,12 @@ def _is_missing(value):
         return True
     if isinstance(value, float) and math.isnan(value):
         return True
-    try:
-        return bool(value != value)  # NaN, pd.NA (raises), NaT
-    except TypeError:  # pd.NA's truth value is ambiguous
+    if type(value).__name__ == "NAType":  # pd.NA, without importing pandas
         return True
+    try:
+        return bool(value != value)  # NaN, NaT
+    except (TypeError, ValueError):  # an array in a cell: a value, not a hole
+        return False
 
 
 def _python_value(value):

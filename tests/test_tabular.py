@@ -194,11 +194,13 @@ def test_an_unseen_category_is_an_error_or_a_missing_entry(fitted, frame):
     ("id", [f"id{i}" for i in range(60)], "'id'.*60 levels.*identifier"),
     ("mixed", ["a", 1.5] * 30, "'mixed'.*mixes values of types number, str"),
     ("inf", [1.0, np.inf] * 30, r"'inf' of X holds infinite values"),
+    ("array", [np.array([1, 2])] + ["a"] * 59, "'array'.*mixes values of types ndarray, str"),
 ])
 def test_hopeless_columns_get_errors_that_name_them(column, values, match):
     rng = np.random.RandomState(0)
     table = pd.DataFrame({"a": rng.normal(size=60), "b": rng.choice(["u", "v"], size=60)})
-    table[column] = pd.Series(values, dtype=object if column in ("id", "mixed") else float)
+    table[column] = pd.Series(values, dtype=object if column in ("id", "mixed", "array")
+                              else float)
     with pytest.raises(ValueError, match=match):
         small(max_iter=1).fit(table)
 
