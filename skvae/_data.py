@@ -165,7 +165,7 @@ class DataSpace:
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
             if streamed:  # no temporary the size of X
                 mean, std = _streamed_mean_std(X)
-            elif gaussian.all() and not np.isnan(X).any():
+            elif gaussian.all() and not has_missing(X):
                 mean = X.mean(axis=0, dtype=np.float64)
                 std = X.std(axis=0, dtype=np.float64)
             else:
@@ -217,10 +217,12 @@ class DataSpace:
 
         The float :attr:`log_abs_det` when ``X`` has no missing entry.
         """
-        missing = np.isnan(X)
-        if not missing.any():
+        if not has_missing(X):
             return self.log_abs_det
-        return (~missing) @ np.log(self.scale)
+        log_scale = np.log(self.scale)
+        return np.concatenate([
+            (~np.isnan(block)) @ log_scale for block in _row_blocks(X, _NAN_BLOCK_ROWS)
+        ])
 
     @property
     def is_identity(self):
@@ -383,11 +385,13 @@ class DataSpace:
         return cls(kinds, arrays["shift"], arrays["scale"], levels)
 
 
+# Rows per block when looking for NaN: the boolean temporary stays a few MB.
+_NAN_BLOCK_ROWS = 8192
+
+
 def has_missing(X):
-    """Whether ``X`` holds a NaN, in row blocks for streamed data."""
-    if is_streamed(X):
-        return any(np.isnan(block).any() for block in _row_blocks(X))
-    return bool(np.isnan(X).any())
+    """Whether ``X`` holds a NaN; checked in row blocks, so memory stays flat."""
+    return any(np.isnan(block).any() for block in _row_blocks(X, _NAN_BLOCK_ROWS))
 
 
 def all_missing_columns(X):

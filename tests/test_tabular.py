@@ -305,3 +305,15 @@ def test_penguins_as_they_come():
     filled = VAEImputer(random_state=0, max_iter=50).fit_transform(penguins)
     assert not filled.isna().any().any()
     assert set(filled["sex"]) == set(penguins["sex"].dropna())
+
+
+def test_the_scaling_of_incomplete_rows_counts_observed_entries_only_across_blocks():
+    from skvae._data import DataSpace
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(20_000, 3)) * [1.0, 10.0, 100.0]
+    X[rng.rand(*X.shape) < 0.1] = np.nan
+    space = DataSpace.fit(X, "gaussian", estimator_name="test")
+    expected = (~np.isnan(X)) @ np.log(space.scale)
+    np.testing.assert_allclose(space.log_abs_det_of(X), expected, rtol=1e-12)
+    assert space.log_abs_det_of(np.nan_to_num(X)) == space.log_abs_det
