@@ -65,7 +65,7 @@ class PlainConvEncoder(nn.Module):
         self.net = nn.Sequential(
             nn.Conv2d(1, 32, 3, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Flatten(), nn.Linear(7 * 7 * 64, 16), nn.ReLU(),
+            nn.Flatten(), nn.Linear(7 * 7 * 64, 16),  # linear, as skvae's (issue 14)
             nn.Linear(16, 2 * LATENT),
         )
 
@@ -164,7 +164,6 @@ def skvae_fit(architecture, X_train, epochs, seed):
         image_shape=(1, 28, 28),
         conv_channels=CONV_CHANNELS,
         conv_dense_width=CONV_DENSE_WIDTH,
-        likelihood="bernoulli",
         batch_size=BATCH_SIZE,
         learning_rate_init=LEARNING_RATE,
         max_iter=epochs,
