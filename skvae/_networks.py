@@ -201,9 +201,11 @@ class VAE(nn.Module):
     @staticmethod
     def _split_missing(x):
         """``(x with 0 for NaN, observed mask)``; the mask is None for complete rows."""
-        missing = torch.isnan(x)
-        if not missing.any():
+        # On the training hot path: one reduction, no boolean tensor, for
+        # complete rows (a NaN anywhere makes the sum NaN).
+        if not torch.isnan(x.sum()):
             return x, None
+        missing = torch.isnan(x)
         return x.masked_fill(missing, 0.0), ~missing
 
     def _encode_filled(self, x, observed):
