@@ -71,10 +71,11 @@ class VAEImputer(TransformerMixin, BaseVAE):
         importance-weighted bound of MIWAE with 20 draws, as in Mattei and
         Frellsen (2019), which imputed better than the ELBO (1 draw) on every
         table we tried (see ``benchmarks/results_imputation.md``).
-    batch_size : int, default=64
+    batch_size : int or "auto", default=64
         Rows per minibatch. Smaller, and ``learning_rate_init`` larger, than
         :class:`~skvae.VAETransformer`'s: tables are small, and an epoch of a
-        few hundred rows holds few steps.
+        few hundred rows holds few steps. ``"auto"`` is 128 for the dense
+        network and 32 for the conv network.
     learning_rate_init : float, default=3e-3
         Adam's step size.
     max_iter : int, default=500
@@ -152,7 +153,7 @@ class VAEImputer(TransformerMixin, BaseVAE):
         architecture="dense",
         image_shape=None,
         conv_channels=(32, 64),
-        conv_dense_width=16,
+        conv_dense_width=512,
         activation="relu",
         likelihood="auto",
         categorical_features="from_dtype",

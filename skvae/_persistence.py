@@ -29,7 +29,7 @@ from safetensors.torch import save as safetensors_bytes
 from ._base import BaseVAE
 
 FORMAT = "skvae"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 # Keys of the safetensors metadata (a str -> str mapping).
 _DOCUMENT_KEY = "skvae"
 _CHECKSUM_KEY = "skvae.sha256"

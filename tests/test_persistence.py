@@ -356,8 +356,8 @@ def _delete(path_keys):
 
 
 BAD_DOCUMENTS = {
-    "old version": (_set(["format_version"], 2), "format version 2.*reads version 3"),
-    "newer version": (_set(["format_version"], 4), "format version 4"),
+    "old version": (_set(["format_version"], 3), "format version 3.*reads version 4"),
+    "newer version": (_set(["format_version"], 5), "format version 5"),
     "other format": (_set(["format"], "other"), "no 'format': 'skvae'"),
     "foreign estimator": (_set(["estimator"], "os.system"), "not one of skvae's"),
     "base class": (_set(["estimator"], "BaseVAE"), "not one of skvae's"),
