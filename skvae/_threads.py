@@ -3,11 +3,13 @@
 torch runs every operation on all cores by default. For a small network each
 operation is too short to share: the threads spend their time waiting for each
 other, and on a machine that other jobs keep busy they wait for the scheduler
-too. Measured on two cores with two CPU-bound jobs beside it, the default
-``VAEOutlierDetector`` (a 64-32 network) fitted in 8.6 s with torch's two threads
-and in 2.0 s with one; a 512-256 network took 2.6 s and 2.4 s. So networks with
-fewer than ``SMALL_NETWORK_WEIGHTS`` weights run on one thread while skvae uses
-them, and the thread count the user had is put back afterwards.
+too. Measured on two cores (``benchmarks/results_threads.md``): alone, two
+threads gained nothing below ~300,000 weights; beside two CPU-bound jobs they
+made networks up to 330,000 weights 1.6x slower (11x in one run). Larger
+networks gain from two threads on a quiet machine (1.6x at 1.07M weights). So
+networks with fewer than ``SMALL_NETWORK_WEIGHTS`` weights run on one thread
+while skvae uses them, and the thread count the user had is put back afterwards;
+larger ones keep the user's setting.
 """
 
 from contextlib import contextmanager
