@@ -66,7 +66,7 @@ class BaseVAE(BaseEstimator):
         "handle_unknown": [StrOptions({"error", "ignore"})],
         "beta": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "early_stopping": ["boolean", StrOptions({"auto"})],
@@ -270,10 +270,10 @@ class BaseVAE(BaseEstimator):
         optimizer = None
         if one_pass and fitted and "_optimizer" in vars(self):
             # Continued on the copy of the network: the fitted optimizer stays whole.
-            optimizer = torch.optim.Adam(module.parameters(), lr=self.learning_rate_init)
+            optimizer = torch.optim.Adam(module.parameters(), lr=self._learning_rate())
             optimizer.load_state_dict(self._optimizer.state_dict())
         elif one_pass:
-            optimizer = torch.optim.Adam(module.parameters(), lr=self.learning_rate_init)
+            optimizer = torch.optim.Adam(module.parameters(), lr=self._learning_rate())
 
         train_index, val_index = (
             (None, None) if one_pass else self._split_for_early_stopping(X.shape[0], split_seed)
@@ -281,7 +281,7 @@ class BaseVAE(BaseEstimator):
         n_train = X.shape[0] if train_index is None else len(train_index)
         config = TrainingConfig(
             batch_size=min(self._batch_size(), n_train),
-            learning_rate=self.learning_rate_init,
+            learning_rate=self._learning_rate(),
             max_iter=1 if one_pass else self.max_iter,
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
@@ -352,15 +352,23 @@ class BaseVAE(BaseEstimator):
 
     # batch_size="auto": a conv network's CPU time grows with the images, not the
     # steps, so small batches cost it little per epoch (1.3x at 32 against 128
-    # on MNIST) and give it the 4x more steps its 2-D code needs to reach the
-    # dense network's fit in 30 epochs (benchmarks/results_conv_plateau.md).
+    # on MNIST); with the wide dense layer, 32 gained it 3 nats over 128 at 30
+    # epochs on MNIST with a 2-D code (benchmarks/results_conv_plateau.md).
+    # Subclasses with other needs (the detector's small dense network) override.
     _AUTO_BATCH_SIZE = {"dense": 128, "conv": 32}
+    _AUTO_LEARNING_RATE = {"dense": 1e-3, "conv": 1e-3}
 
     def _batch_size(self):
         """Rows per minibatch: ``batch_size``, or the architecture's for "auto"."""
         if self.batch_size == "auto":
             return self._AUTO_BATCH_SIZE[self.architecture]
         return self.batch_size
+
+    def _learning_rate(self):
+        """Adam's step size: ``learning_rate_init``, or the architecture's for "auto"."""
+        if self.learning_rate_init == "auto":
+            return self._AUTO_LEARNING_RATE[self.architecture]
+        return self.learning_rate_init
 
     def _trim_fraction(self):
         """Fraction of each minibatch left out of training; subclasses may override."""

@@ -76,8 +76,8 @@ class VAEImputer(TransformerMixin, BaseVAE):
         :class:`~skvae.VAETransformer`'s: tables are small, and an epoch of a
         few hundred rows holds few steps. ``"auto"`` is 128 for the dense
         network and 32 for the conv network.
-    learning_rate_init : float, default=3e-3
-        Adam's step size.
+    learning_rate_init : float or "auto", default=3e-3
+        Adam's step size. ``"auto"`` is 1e-3, the transformer's.
     max_iter : int, default=500
         Maximum number of epochs.
     early_stopping : bool or "auto", default="auto"

@@ -105,8 +105,8 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         epoch barely grows with smaller batches and which needs the extra steps
         (on MNIST-8k at 30 epochs with 256 dense units, seed 0: -148.6 nats at
         32 against -151.3 at 128).
-    learning_rate_init : float, default=1e-3
-        Adam's step size.
+    learning_rate_init : float or "auto", default=1e-3
+        Adam's step size. ``"auto"`` is 1e-3 for both networks.
     max_iter : int, default=200
         Maximum number of epochs (passes over the training data).
     tol : float, default=1e-4

@@ -104,6 +104,46 @@ def test_gaussian_likelihood_parameters_per_pixel():
     assert module.decoder(torch.zeros(2, 2)).shape == (2, 64)
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh", "identity"])
+def test_the_encoder_dense_layer_uses_the_activation(activation):
+    encoder = ConvEncoder((1, 8, 8), (4,), 16, 2, activation)
+    features = torch.randn(50, 4 * 4 * 4) * 3
+    expected = {"relu": torch.relu, "tanh": torch.tanh, "identity": lambda t: t}[activation]
+    with torch.no_grad():
+        torch.testing.assert_close(
+            encoder.body(features), expected(encoder.body[0](features)))
+
+
+def test_defaults_per_estimator_and_architecture():
+    """What "auto" resolves to, and the estimators' fixed defaults."""
+    from skvae import VAEImputer, VAEOutlierDetector
+
+    expected = {  # (estimator, architecture): (batch size, learning rate)
+        (VAETransformer, "dense"): (128, 1e-3), (VAETransformer, "conv"): (32, 1e-3),
+        (VAEOutlierDetector, "dense"): (512, 2e-2), (VAEOutlierDetector, "conv"): (32, 1e-3),
+        (VAEImputer, "dense"): (64, 3e-3), (VAEImputer, "conv"): (64, 3e-3),
+    }
+    for (cls, architecture), sizes in expected.items():
+        estimator = cls(architecture=architecture)
+        assert estimator.conv_dense_width == 512
+        assert (estimator._batch_size(), estimator._learning_rate()) == sizes
+
+    # ... and fit trains with them: the detector's "auto" gives the loss curve of
+    # the explicit values.
+    X = np.random.RandomState(0).uniform(size=(600, 16))
+    for architecture in ("dense", "conv"):
+        def fit(**params):
+            return VAEOutlierDetector(
+                architecture=architecture, image_shape=(4, 4), conv_channels=(4,),
+                conv_dense_width=8, hidden_layer_sizes=(8,), max_iter=2,
+                random_state=0, device="cpu", **params,
+            ).fit(X).loss_curve_
+
+        batch, rate = expected[VAEOutlierDetector, architecture]
+        assert fit() == fit(batch_size=batch, learning_rate_init=rate)
+        assert fit() != fit(batch_size=batch, learning_rate_init=rate / 2)
+
+
 def test_batch_size_auto_is_32_for_conv_and_128_for_dense():
     """The conv network trains on batches of 32 by default, the dense one on 128."""
     X = np.random.RandomState(0).uniform(size=(200, 16))
