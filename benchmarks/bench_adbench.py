@@ -77,14 +77,20 @@ SHORT = {
 }
 
 
-def protocol_splits(X, y, seed):
-    """One ADBench split: subsample, stratified 70/30, MinMax-scale on the train part."""
+def subsample_and_split(X, y, seed):
+    """Subsample to ``MAX_ROWS`` if larger, then a stratified 70/30 split, unscaled."""
     if X.shape[0] > MAX_ROWS:
         rows = np.random.RandomState(seed).choice(X.shape[0], MAX_ROWS, replace=False)
         X, y = X[rows], y[rows]
     X_train, X_test, _, y_test = train_test_split(
         X, y, test_size=0.3, stratify=y, random_state=seed
     )
+    return X_train, X_test, y_test
+
+
+def protocol_splits(X, y, seed):
+    """One ADBench split: subsample, stratified 70/30, MinMax-scale on the train part."""
+    X_train, X_test, y_test = subsample_and_split(X, y, seed)
     scaler = MinMaxScaler().fit(X_train)
     return scaler.transform(X_train), scaler.transform(X_test), y_test
 

@@ -39,32 +39,22 @@ import torch
 from sklearn.ensemble import IsolationForest
 from sklearn.impute import SimpleImputer
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 import skvae
 from skvae import VAEOutlierDetector
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "adbench"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import source_fingerprint, stamp_report  # noqa: E402
+from bench_adbench import (  # noqa: E402
+    DEFAULT_DATA_DIR, QUICK_SETS, SEEDS, subsample_and_split,
+)
+
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results_adbench_holes.md"
 QUICK_OUTPUT = Path(__file__).resolve().parent / "output" / "results_adbench_holes_quick.md"
-SEEDS = (1, 2, 3)
-QUICK_SETS = ("42_WBC", "45_wine", "18_Ionosphere")
-MAX_ROWS = 10_000
 RATE = 0.2
 METHODS = ("VAE native", "IForest+mean", "VAE+mean")
-
-
-def source_fingerprint():
-    """First 12 hex digits of the SHA-256 of skvae's ``*.py`` sources (which code ran)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for path in sorted(Path(skvae.__file__).resolve().parent.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:12]
 
 
 def remove_cells(X, rate, rng):
@@ -82,12 +72,7 @@ def remove_cells(X, rate, rng):
 
 def splits(X, y, seed, holes):
     """One ADBench split, with holes or not: scaled train, scaled test, test labels."""
-    if X.shape[0] > MAX_ROWS:
-        rows = np.random.RandomState(seed).choice(X.shape[0], MAX_ROWS, replace=False)
-        X, y = X[rows], y[rows]
-    X_train, X_test, _, y_test = train_test_split(
-        X, y, test_size=0.3, stratify=y, random_state=seed
-    )
+    X_train, X_test, y_test = subsample_and_split(X, y, seed)
     if holes:
         rng = np.random.RandomState(seed)
         X_train = remove_cells(X_train, RATE, rng)
@@ -244,12 +229,7 @@ def main(argv=None):
         shlex.quote(a) for a in ["benchmarks/bench_adbench_holes.py", *(argv or sys.argv[1:])]
     )
     report = markdown(table, command, seeds, time.perf_counter() - start)
-    end = source_fingerprint()
-    note = f" skvae sources sha256 {fingerprint}" + (
-        "." if end == fingerprint else
-        f" at the start, {end} at the end: THE SKVAE CODE CHANGED DURING THE RUN.")
-    report = "\n".join(line + note if line.startswith("Produced by") else line
-                       for line in report.split("\n"))
+    report = stamp_report(report, fingerprint)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(report)
     print(report)

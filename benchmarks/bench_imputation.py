@@ -57,6 +57,9 @@ from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
 import skvae
 from skvae import VAEImputer
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import source_fingerprint  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "tabular"
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results_imputation.md"
@@ -81,16 +84,6 @@ SHORT = {
 
 
 # ------------------------------------------------------------------------ data
-
-
-def source_fingerprint():
-    """First 12 hex digits of the SHA-256 of skvae's ``*.py`` sources (which code ran)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for path in sorted(Path(skvae.__file__).resolve().parent.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:12]
 
 
 def load(name, data_dir):

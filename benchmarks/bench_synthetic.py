@@ -51,6 +51,9 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test
 import skvae
 from skvae import VAETransformer
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import source_fingerprint, stamp_report  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA_DIR = HERE.parent.parent / "shared" / "data" / "tabular"
 DEFAULT_OUTPUT = HERE / "results_synthetic.md"
@@ -58,16 +61,6 @@ QUICK_OUTPUT = HERE / "output" / "results_synthetic_quick.md"
 DEFAULT_TVAE_PYTHON = Path("/work/ctgan-venv/bin/python")
 RUNNER = HERE / "_tvae_runner.py"
 SEEDS = (0,)
-
-
-def source_fingerprint():
-    """First 12 hex digits of the SHA-256 of skvae's ``*.py`` sources (which code ran)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for path in sorted(Path(skvae.__file__).resolve().parent.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:12]
 
 
 def load(name, data_dir, quick):
@@ -361,12 +354,7 @@ def main(argv=None):
         shlex.quote(a) for a in ["benchmarks/bench_synthetic.py", *(argv or sys.argv[1:])]
     )
     report = markdown(results, configs, meta, command, time.perf_counter() - start)
-    end = source_fingerprint()
-    note = f" skvae sources sha256 {fingerprint}" + (
-        "." if end == fingerprint else
-        f" at the start, {end} at the end: THE SKVAE CODE CHANGED DURING THE RUN.")
-    report = "\n".join(line + note if line.startswith("Produced by") else line
-                       for line in report.split("\n"))
+    report = stamp_report(report, fingerprint)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(report)
     print(report)

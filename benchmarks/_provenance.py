@@ -1,0 +1,33 @@
+"""Which skvae code a benchmark ran: a fingerprint of the sources, stamped on its report.
+
+Shared by the benchmarks whose runs take long enough for the code to change under
+them (an edit in another terminal); the report then says so instead of mixing two
+versions' figures silently.
+"""
+
+import hashlib
+from pathlib import Path
+
+import skvae
+
+
+def source_fingerprint():
+    """First 12 hex digits of the SHA-256 of skvae's ``*.py`` sources (which code ran)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(skvae.__file__).resolve().parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def stamp_report(report, fingerprint_at_start):
+    """``report`` with the sources' fingerprint added to its "Produced by" line.
+
+    Compares ``fingerprint_at_start`` with the sources now and says loudly when
+    they differ.
+    """
+    end = source_fingerprint()
+    note = f" skvae sources sha256 {fingerprint_at_start}" + (
+        "." if end == fingerprint_at_start else
+        f" at the start, {end} at the end: THE SKVAE CODE CHANGED DURING THE RUN.")
+    return "\n".join(line + note if line.startswith("Produced by") else line
+                     for line in report.split("\n"))
