@@ -66,7 +66,7 @@ def measure(model_path, method, n_rows):
     X = np.random.default_rng(0).standard_normal((n_rows, N_FEATURES))
     if method == "reference transform (before)":
         def call(rows):
-            rows = estimator._data_space.to_tensor(rows, "cpu")
+            rows = estimator._model.data_space.to_tensor(rows, "cpu")
             mean = map_in_fixed_chunks(
                 lambda x: estimator.module_.encoder(x)[0], rows, CHUNK_ROWS
             )

@@ -49,23 +49,24 @@ def shared_draw_scores(estimator, X, n_draws):
     """score_samples as before issue 12: K draws shared by every row."""
     noise = torch.randn(
         (n_draws, estimator.n_components_),
-        generator=torch.Generator().manual_seed(estimator._noise_seed),
+        generator=torch.Generator().manual_seed(estimator._model.noise_seed),
     )
     X = estimator._validate_X(X)
-    values = estimator._map_rows(
+    values = estimator._model._map_rows(
         lambda x: estimator.module_.log_likelihood(x, noise), X,
         importance_chunk_rows(n_draws),
     )
-    return values - estimator._data_space.log_abs_det
+    return values - estimator._model.data_space.log_abs_det
 
 
 def per_row_scores(estimator, X, n_draws, random_state=None):
     """score_samples now (per-row draws), at ``n_draws`` draws.
 
-    Through the private method both estimators share, because the detector scores
+    Through the fitted model both estimators share, because the detector scores
     with the number of draws it was fitted with, whatever its parameter says now.
     """
-    return estimator._log_likelihood(estimator._validate_X(X), random_state, n_draws)
+    return estimator._model.log_likelihood(estimator._validate_X(X), n_draws,
+                                           random_state=random_state)
 
 
 def timed(function, repeats=5):

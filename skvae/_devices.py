@@ -5,6 +5,8 @@ Two questions, answered here only: which device a ``device`` parameter means
 run on this machine (:func:`usable_device`).
 """
 
+import copy
+
 import torch
 
 
@@ -26,11 +28,7 @@ def resolve_device(device):
             f"device={device!r} is not a torch device. Use 'auto', 'cpu', 'cuda' "
             "or 'cuda:N'."
         ) from error
-    if resolved.type == "meta":
-        raise ValueError(
-            f"device={device!r} holds no data, so nothing can be fitted on it. Use "
-            "'auto', 'cpu', 'cuda' or 'cuda:N'."
-        )
+    _refuse_meta(resolved, f"device={device!r}")
     if not is_available(resolved):
         raise ValueError(
             f"device={device!r} was requested but torch finds no such device here "
@@ -64,3 +62,42 @@ def usable_device(device):
     CPU instead of failing.
     """
     return device if is_available(device) else torch.device("cpu")
+
+
+def recorded_device(name):
+    """The device a model file says the model was fitted on; ``meta`` and nonsense refused.
+
+    Unlike :func:`resolve_device` it accepts devices missing on this machine: the
+    model then runs on the CPU (see :func:`usable_device`).
+    """
+    if not isinstance(name, str):
+        raise ValueError("device is not a string.")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError) as error:
+        raise ValueError(f"device={name!r} names no torch device.") from error
+    _refuse_meta(device, f"device={name!r}")
+    return device
+
+
+def _refuse_meta(device, what):
+    if device.type == "meta":
+        raise ValueError(
+            f"{what} holds no data, so no model can be fitted on it. Use 'auto', "
+            "'cpu', 'cuda' or 'cuda:N'."
+        )
+
+
+def tensors_on_cpu(value):
+    """``value`` (nested dicts, lists and tuples of tensors) with every tensor on the CPU.
+
+    What is not a tensor is copied, so the result shares nothing mutable with
+    ``value`` (an optimizer's state, say, which training changes in place).
+    """
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {key: tensors_on_cpu(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(tensors_on_cpu(item) for item in value)
+    return copy.copy(value)

@@ -22,6 +22,9 @@ _GOLDEN = 0x9E3779B97F4A7C15 - 2**64
 _MIX1 = 0xBF58476D1CE4E5B9 - 2**64
 _MIX2 = 0x94D049BB133111EB - 2**64
 _UNIFORM_BITS = 24  # per uniform: float32 holds 24 bits exactly
+# Most posterior draws per row a caller may ask for: each row draws
+# n_draws * n_components normals, and a model file's count must stay cheap.
+MAX_DRAWS = 2**20
 
 
 def _as_int64(value):

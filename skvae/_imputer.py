@@ -4,16 +4,34 @@ import threading
 from numbers import Real
 
 import numpy as np
-import torch
 from sklearn.base import TransformerMixin
+from sklearn.impute import MissingIndicator
 from sklearn.utils._param_validation import MissingValues
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ._base import BaseVAE
-from ._draws import row_keys, standard_normal_per_row
-from ._inference import importance_chunk_rows
-from ._random import seed_from
+from ._random import spawned_seed
+from ._state import FittedEntry
 from ._tables import _is_missing, is_dataframe
+from ._validation import validate_rows
+
+
+def _fit_indicator(X):
+    """scikit-learn's MissingIndicator for the columns of ``X`` (codes) with holes."""
+    return MissingIndicator(features="missing-only", error_on_new=False).fit(X)
+
+
+def _indicator_from_file(columns, n_features):
+    """The fitted MissingIndicator of a model file's sorted list of column indices."""
+    if not (isinstance(columns, list) and all(
+        type(j) is int and 0 <= j < n_features for j in columns
+    ) and columns == sorted(set(columns))):
+        raise ValueError("indicator_features is not a sorted list of column indices.")
+    # Fitted on one row with a hole in exactly those columns: the indicator's
+    # own fit records them, and nothing of it is rebuilt by hand.
+    row = np.zeros((1, n_features))
+    row[0, columns] = np.nan
+    return _fit_indicator(row)
 
 
 class VAEImputer(TransformerMixin, BaseVAE):
@@ -173,62 +191,39 @@ class VAEImputer(TransformerMixin, BaseVAE):
         verbose=0,
         warm_start=False,
     ):
-        super().__init__(
-            n_components=n_components,
-            hidden_layer_sizes=hidden_layer_sizes,
-            architecture=architecture,
-            image_shape=image_shape,
-            conv_channels=conv_channels,
-            conv_dense_width=conv_dense_width,
-            activation=activation,
-            likelihood=likelihood,
-            categorical_features=categorical_features,
-            handle_unknown=handle_unknown,
-            beta=beta,
-            batch_size=batch_size,
-            learning_rate_init=learning_rate_init,
-            max_iter=max_iter,
-            tol=tol,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            n_iter_no_change=n_iter_no_change,
-            n_importance_samples=n_importance_samples,
-            n_training_samples=n_training_samples,
-            device=device,
-            random_state=random_state,
-            verbose=verbose,
-            warm_start=warm_start,
-        )
-        self.missing_values = missing_values
-        self.add_indicator = add_indicator
-        self.sample_posterior = sample_posterior
+        # Only stores the arguments, as scikit-learn requires.
+        vars(self).update((name, value) for name, value in locals().items()
+                          if name != "self")
 
     # An imputer's epoch budget is its early stopping; reaching max_iter is not
     # worth a warning when the held-out score keeps the best weights anyway.
     _warns_at_max_iter = False
 
-    def _validate_X(self, X, *, reset=False):
-        return super()._validate_X(_placeholders_as_nan(X, self.missing_values), reset=reset)
+    # The columns that get an indicator are learned with the data layer: kept by
+    # a warm start and by every partial_fit after the first, so the output keeps
+    # its columns from one call to the next.
+    _extra_entries = (
+        FittedEntry("indicator_", "indicator_features",
+                    lambda indicator: indicator.features_.tolist(), _indicator_from_file),
+    )
 
-    def _fit_after_training(self, X):
-        missing_columns = np.flatnonzero(np.isnan(X).any(axis=0))
+    def _prepare_input(self, X):
+        return _placeholders_as_nan(X, self.missing_values)
+
+    def _fit_extras(self, model, X, *, warm, one_pass):
+        if warm:
+            return {}
+        return {"indicator_": _fit_indicator(X)}
+
+    def _fresh_attributes(self):
         # Draws of sample_posterior=True: a new set per transform call.
-        return {"indicator_features_": missing_columns, "_draw_calls": _Counter()}
+        return {"_draw_calls": _Counter()}
 
-    def _get_fitted_state(self):
-        state, weights = super()._get_fitted_state()
-        return {**state, "indicator_features": self.indicator_features_.tolist()}, weights
-
-    def _fitted_attributes_from_state(self, state, weights):
-        columns = state.pop("indicator_features", None)
-        attributes = super()._fitted_attributes_from_state(state, weights)
-        n_features = attributes["n_features_in_"]
-        if not (isinstance(columns, list) and all(
-            type(j) is int and 0 <= j < n_features for j in columns
-        ) and columns == sorted(set(columns))):
-            raise ValueError("indicator_features is not a sorted list of column indices.")
-        return {**attributes, "indicator_features_": np.array(columns, dtype=np.intp),
-                "_draw_calls": _Counter()}
+    @property
+    def indicator_features_(self):
+        """Indices of the columns that had missing entries in fit (those indicated)."""
+        check_is_fitted(self)
+        return self.indicator_.features_
 
     def transform(self, X):
         """Fill the missing entries of ``X``; observed entries are kept as they are.
@@ -245,46 +240,19 @@ class VAEImputer(TransformerMixin, BaseVAE):
             on (a DataFrame with the fitted dtypes and categories, or an array),
             followed by the indicator columns with ``add_indicator``.
         """
-        check_is_fitted(self)
-        self = self._fitted_view()  # one model for the whole call, even if refitted
-        codes = self._validate_X(X)
-        self._data_space.check_support(codes, estimator_name=type(self).__name__, clip=True)
-        missing = np.isnan(codes)
-        filled = codes.astype(np.float64, copy=True)
-        rows = np.flatnonzero(missing.any(axis=1))
-        if len(rows):
-            imputed = self._impute_codes(codes[rows])
-            block = filled[rows]
-            block[missing[rows]] = imputed[missing[rows]]
-            filled[rows] = block
-        output = self._table_schema.to_user(
+        fitted = self._snapshot()
+        codes = fitted._validate_X(X)
+        fitted._model.check_support(codes, clip=True)
+        draw_seed = None
+        if fitted.sample_posterior:
+            draw_seed = spawned_seed(fitted.random_state, fitted._draw_calls.next())
+        filled = _filled(fitted._model, codes, fitted.n_importance_samples, draw_seed)
+        output = fitted._model.schema.to_user(
             filled, dtype=codes.dtype, index=X.index if is_dataframe(X) else None)
-        if not self.add_indicator:
+        if not fitted.add_indicator:
             return output
-        return _with_indicator(output, missing[:, self.indicator_features_],
-                               self.get_feature_names_out()[self.n_features_in_:])
-
-    def _impute_codes(self, codes):
-        """Codes of the rows ``codes``, imputed everywhere (observed entries too)."""
-        n_draws, n_components = self.n_importance_samples, self.n_components_
-        seed = self._noise_seed
-        if self.sample_posterior:
-            call = self._draw_calls.next()
-            seed = int(np.random.SeedSequence(
-                seed_from(self.random_state) if self.random_state is not None
-                else None, spawn_key=(call,)).generate_state(1)[0])
-            generator = torch.Generator(device=self._device_here()).manual_seed(seed)
-
-            def impute(x):
-                noise = standard_normal_per_row(row_keys(x, seed), n_draws, n_components)
-                return self.module_.conditional_draw(x, noise, generator)
-        else:
-            def impute(x):
-                noise = standard_normal_per_row(row_keys(x, seed), n_draws, n_components)
-                return self.module_.conditional_mean(x, noise)
-
-        values = self._map_rows(impute, codes, importance_chunk_rows(n_draws))
-        return self._data_space.to_data(values)
+        return _with_indicator(output, fitted.indicator_.transform(codes),
+                               fitted.get_feature_names_out()[fitted.n_features_in_:])
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output columns: the input's, then the indicators'.
@@ -303,13 +271,25 @@ class VAEImputer(TransformerMixin, BaseVAE):
         names = _check_feature_names_in(self, input_features)
         if not self.add_indicator:
             return names
-        indicators = [f"missingindicator_{names[j]}" for j in self.indicator_features_]
-        return np.concatenate([names, np.array(indicators, dtype=object)])
+        return np.concatenate([names, self.indicator_.get_feature_names_out(names)])
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def _filled(model, codes, n_draws, draw_seed):
+    """``codes`` with every missing entry imputed by ``model``; observed entries kept."""
+    missing = np.isnan(codes)
+    filled = codes.astype(np.float64, copy=True)
+    rows = np.flatnonzero(missing.any(axis=1))
+    if len(rows):
+        imputed = model.impute_rows(codes[rows], n_draws, draw_seed=draw_seed)
+        block = filled[rows]
+        block[missing[rows]] = imputed[missing[rows]]
+        filled[rows] = block
+    return filled
 
 
 class _Counter:

@@ -15,7 +15,6 @@ turn a block of rows into a tensor.
 
 import numpy as np
 import torch
-from sklearn.utils import gen_batches
 
 from ._progress import block_bar
 
@@ -100,7 +99,8 @@ def map_rows(function, X, to_tensor, chunk_rows, *, input_name, owner, dtype=np.
 def _map_blocks(function, X, to_tensor, chunk_rows, block_rows, input_name, owner, dtype,
                 finish, bar):
     output = None
-    for rows in gen_batches(X.shape[0], block_rows):
+    for start in range(0, X.shape[0], block_rows):
+        rows = slice(start, min(start + block_rows, X.shape[0]))
         block = X[rows]
         values = map_in_fixed_chunks(function, to_tensor(block), chunk_rows)
         if not torch.isfinite(values).all():

@@ -78,9 +78,14 @@ class GaussianLikelihood(nn.Module):
     def __init__(self, n_features):
         super().__init__()
         self.n_features = n_features
+        self.raw_variance = nn.Parameter(torch.empty(n_features))
+        self.reset_parameters()
+
+    def reset_parameters(self):
         # softplus(0.5413) = 1: start at unit variance, the variance of
         # standardised data.
-        self.raw_variance = nn.Parameter(torch.full((n_features,), 0.5413))
+        with torch.no_grad():
+            self.raw_variance.fill_(0.5413)
 
     @property
     def n_decoder_outputs(self):
@@ -98,9 +103,8 @@ class GaussianLikelihood(nn.Module):
         """
         if observed is None:
             return gaussian_log_prob(x, loc, self.variance)
-        variance = self.variance
-        terms = -0.5 * (_LOG_2PI + variance.log() + (x - loc) ** 2 / variance)
-        return _observed_sum(terms, observed)
+        return _observed_sum(-0.5 * gaussian_minus_twice_log_density(x, loc, self.variance),
+                             observed)
 
     def entropy(self, loc):
         """Entropy of each feature's distribution, in nats; shape ``loc.shape``."""
@@ -114,6 +118,18 @@ class GaussianLikelihood(nn.Module):
             loc.shape, generator=generator, device=loc.device, dtype=loc.dtype
         )
         return loc + self.variance.sqrt() * noise
+
+
+def gaussian_minus_twice_log_density(x, loc, variance):
+    """``-2 log N(x; loc, variance)`` of each entry: the one Gaussian formula of the data.
+
+    Every Gaussian log-density of the data goes through here; the callers apply
+    the factor ``-0.5`` before or after summing, as they always have, because
+    the two orders train to weights that differ in the last bit. (The latent
+    space's density, :func:`skvae._losses.diagonal_normal_log_prob`, takes a
+    log-variance, as the encoder gives it.)
+    """
+    return _LOG_2PI + variance.log() + (x - loc) ** 2 / variance
 
 
 def gaussian_log_prob(x, loc, variance):
@@ -132,7 +148,7 @@ def gaussian_log_prob(x, loc, variance):
         ``sum_j log N(x_j; loc_j, variance_j)``, of shape ``loc.shape[:-1]``.
     """
     variance = torch.as_tensor(variance, dtype=loc.dtype, device=loc.device)
-    return -0.5 * (_LOG_2PI + variance.log() + (x - loc) ** 2 / variance).sum(-1)
+    return -0.5 * gaussian_minus_twice_log_density(x, loc, variance).sum(-1)
 
 
 def _observed_sum(terms, observed):

@@ -49,6 +49,36 @@ def dense_stack(n_inputs, layer_sizes, activation):
     return nn.Sequential(*layers), n_inputs
 
 
+# Rounds of filling a row's holes with its reconstruction before an encoder that
+# never saw holes reads it (see VAE._completed).
+_COMPLETION_ROUNDS = 3
+
+
+def initialize_weights(module, generator):
+    """Draw the initial weights of every layer of ``module`` from ``generator``.
+
+    The draws are torch's own default initialisation (``reset_parameters`` of
+    ``nn.Linear`` and the convolutions, in the order the layers were built),
+    but from a generator of the caller's rather than torch's process-wide one:
+    fitting never reads or changes the global random state, so fits in other
+    threads and the user's own seeded draws are undisturbed. With a generator
+    seeded as ``torch.manual_seed`` would seed the global one, the weights are
+    bit-identical to torch's. Parameters that are not drawn (the Gaussian's
+    starting variance) are set by their module's ``reset_parameters``.
+    """
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, (nn.Linear, nn.modules.conv._ConvNd)):
+                nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+                if layer.bias is not None:
+                    fan_in, _ = nn.init._calculate_fan_in_and_fan_out(layer.weight)
+                    bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+                    nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+            elif layer is not module and hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()
+    return module
+
+
 class DenseEncoder(nn.Module):
     """Multilayer perceptron from x to the mean and log-variance of q(z | x)."""
 
@@ -213,7 +243,28 @@ class VAE(nn.Module):
         if self.mask_input:
             mask = torch.ones_like(x) if observed is None else observed.to(x.dtype)
             x = torch.cat([x, mask], dim=-1)
+        elif observed is not None:
+            x = self._completed(x, observed)
         return self.encoder(x)
+
+    @torch.no_grad()
+    def _completed(self, x, observed):
+        """``x`` with its holes filled by the model's own reconstruction of the row.
+
+        An encoder trained on complete rows never saw a hole: read as 0, a
+        missing entry is a wrong value, the posterior it gives is far from the
+        row's, and the importance-weighted bound with it as the proposal is far
+        below log p(x_obs) (the detector flagged 33% of normal rows with one
+        hole, against 5% of complete ones). Filling the holes with the decoder's
+        mean at the row's code, a few rounds, gives a proposal near the
+        posterior of the observed entries. Any proposal gives a valid bound, so
+        this changes how tight it is, not what it bounds; no gradient flows
+        through the filling.
+        """
+        for _ in range(_COMPLETION_ROUNDS):
+            mean, _ = self.encoder(x)
+            x = torch.where(observed, x, self.likelihood.mean(self.decoder(mean)))
+        return x
 
     def encode(self, x):
         """Mean and log-variance of q(z | x) for rows that may have missing entries."""

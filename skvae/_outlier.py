@@ -1,15 +1,16 @@
 """VAEOutlierDetector: a variational autoencoder as a scikit-learn outlier detector."""
 
+from dataclasses import dataclass
 from numbers import Real
 
 import numpy as np
 from sklearn.base import OutlierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseVAE, finite_number
-from ._inference import CHUNK_ROWS
-from ._losses import kl_divergence_standard_normal
+from ._base import BaseVAE
+from ._draws import MAX_DRAWS
+from ._random import spawned_seed
+from ._state import FittedEntry, finite_number
 from ._warnings import warn
 
 # Tukey's fence: with contamination="auto", rows scoring more than this many
@@ -21,10 +22,33 @@ from ._warnings import warn
 _TUKEY_K = 3.0
 
 
-def negative_kl(module, x):
-    """-KL(q(z | x) || N(0, I)) per row: how typical the row's code is under the prior."""
-    mean, log_variance = module.encode(x)
-    return -kl_divergence_standard_normal(mean, log_variance)
+@dataclass(frozen=True)
+class RowSample:
+    """A uniform sample of at most ``capacity`` of the rows seen so far (reservoir sampling).
+
+    The detector's ``partial_fit`` sets ``offset_`` from it: the threshold must
+    describe every row trained on, not the last chunk. Not kept in model files:
+    a loaded detector's first ``partial_fit`` starts a new sample.
+    """
+
+    rows: np.ndarray
+    n_seen: int
+    capacity: int = 5000
+
+    @classmethod
+    def extended(cls, sample, X, seed):
+        """The sample after the rows ``X`` are seen too (Vitter's algorithm R)."""
+        if sample is None:
+            sample = cls(X[:0].copy(), 0)
+        take = min(sample.capacity - len(sample.rows), len(X))
+        rows = np.concatenate([sample.rows, X[:take]])  # a new array: sample is kept
+        seen = sample.n_seen + take
+        positions = np.random.default_rng(seed).integers(
+            0, seen + np.arange(len(X) - take) + 1)  # row t replaces a slot of [0, t]
+        for row, position in zip(X[take:], positions):
+            if position < sample.capacity:
+                rows[position] = row
+        return cls(rows, sample.n_seen + len(X), sample.capacity)
 
 
 def tukey_lower_fence(scores, k=_TUKEY_K):
@@ -191,7 +215,8 @@ default="log_likelihood"
         Threshold on :meth:`score_samples`: ``decision_function`` is
         ``score_samples - offset_``, negative for outliers.
     likelihood_ : str
-        The likelihood used, ``"bernoulli"`` or ``"gaussian"``.
+        The likelihood used: ``"bernoulli"``, ``"gaussian"``, or ``"mixed"`` for
+        a table with categorical columns.
     n_components_ : int
         Latent dimensions of the fitted network.
     module_ : torch.nn.Module
@@ -286,38 +311,9 @@ default="log_likelihood"
         verbose=0,
         warm_start=False,
     ):
-        super().__init__(
-            n_components=n_components,
-            hidden_layer_sizes=hidden_layer_sizes,
-            architecture=architecture,
-            image_shape=image_shape,
-            conv_channels=conv_channels,
-            conv_dense_width=conv_dense_width,
-            activation=activation,
-            likelihood=likelihood,
-            categorical_features=categorical_features,
-            handle_unknown=handle_unknown,
-            beta=beta,
-            batch_size=batch_size,
-            learning_rate_init=learning_rate_init,
-            max_iter=max_iter,
-            tol=tol,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            n_iter_no_change=n_iter_no_change,
-            n_importance_samples=n_importance_samples,
-            n_training_samples=n_training_samples,
-            device=device,
-            random_state=random_state,
-            verbose=verbose,
-            warm_start=warm_start,
-        )
-        self.contamination = contamination
-        self.anomaly_score = anomaly_score
-        self.trim_fraction = trim_fraction
-
-    def _trim_fraction(self):
-        return self.trim_fraction
+        # Only stores the arguments, as scikit-learn requires.
+        vars(self).update((name, value) for name, value in locals().items()
+                          if name != "self")
 
     # The Gaussian likelihood keeps sharpening (the learned variances shrink) long
     # after the ranking of rows has settled: on the 12 ADBench sets the loss was
@@ -330,12 +326,20 @@ default="log_likelihood"
     # ReLU layer dies at that step size, so it gets the transformer's settings.
     _AUTO_BATCH_SIZE = {"dense": 512, "conv": 32}
     _AUTO_LEARNING_RATE = {"dense": 2e-2, "conv": 1e-3}
+    # offset_ is a threshold on one score: the score it was computed from (its
+    # kind and number of draws) is fitted state, so set_params(anomaly_score=...)
+    # takes effect at the next fit, as parameters do, instead of silently moving
+    # predictions.
+    _extra_entries = (
+        FittedEntry("offset_", "offset", float,
+                    lambda value, n_features: finite_number(value, "offset")),
+        FittedEntry("_score_kind", "anomaly_score", str,
+                    lambda value, n_features: _score_kind_from_file(value)),
+        FittedEntry("_score_draws", "n_importance_samples", int,
+                    lambda value, n_features: _score_draws_from_file(value)),
+    )
 
-    def _fit_after_training(self, X):
-        # offset_ is a threshold on one score: the score it was computed from is
-        # fitted state, so set_params(anomaly_score=...) takes effect at the next
-        # fit, as parameters do, instead of silently moving predictions.
-        self._offset_score = (self.anomaly_score, self.n_importance_samples)
+    def _fit_extras(self, model, X, *, warm, one_pass):
         if self.anomaly_score == "latent":
             warn(
                 "anomaly_score='latent' ranks rows by how far their latent code lies "
@@ -346,30 +350,22 @@ default="log_likelihood"
                 "'reconstruction' unless you have checked 'latent' on your data.",
                 UserWarning,
             )
-        scores = self._anomaly_scores(X)
+        # partial_fit sees one chunk a call: its threshold comes from a uniform
+        # sample of every row seen so far, scored by the current model.
+        sample = None
+        if one_pass:
+            previous = vars(self).get("_offset_sample") if warm else None
+            sample = RowSample.extended(previous, X, spawned_seed(self.random_state,
+                                                                  self.n_iter_))
+        scores = anomaly_scores(model, X if sample is None else sample.rows,
+                                self.anomaly_score, self.n_importance_samples,
+                                verbose=self.verbose)
         if self.contamination == "auto":
             offset = float(tukey_lower_fence(scores))
         else:
             offset = float(np.percentile(scores, 100.0 * self.contamination))
-        return {"offset_": offset, "_offset_score": self._offset_score}
-
-    def _get_fitted_state(self):
-        state, weights = super()._get_fitted_state()
-        anomaly_score, n_draws = self._offset_score
-        return {**state, "offset": self.offset_, "anomaly_score": anomaly_score,
-                "n_importance_samples": n_draws}, weights
-
-    def _fitted_attributes_from_state(self, state, weights):
-        offset = finite_number(state.pop("offset", None), "offset")
-        anomaly_score = state.pop("anomaly_score", None)
-        n_draws = state.pop("n_importance_samples", None)
-        scores = self._parameter_constraints["anomaly_score"][0].options
-        if anomaly_score not in scores:
-            raise ValueError(f"anomaly_score={anomaly_score!r} is not one of {sorted(scores)}.")
-        if not (type(n_draws) is int and 1 <= n_draws <= 2**20):
-            raise ValueError(f"n_importance_samples={n_draws!r} is not in [1, 2**20].")
-        return {**super()._fitted_attributes_from_state(state, weights), "offset_": offset,
-                "_offset_score": (anomaly_score, n_draws)}
+        return {"offset_": offset, "_score_kind": self.anomaly_score,
+                "_score_draws": self.n_importance_samples, "_offset_sample": sample}
 
     def score_samples(self, X, *, random_state=None):
         """Normality score of each row: higher is more normal.
@@ -396,9 +392,10 @@ default="log_likelihood"
         scores : ndarray of shape (n_samples,)
             Higher for more normal rows, lower for outliers.
         """
-        check_is_fitted(self)
-        self = self._fitted_view()  # one model for the whole call, even if refitted
-        return self._anomaly_scores(self._validate_X(X), random_state)
+        fitted = self._snapshot()
+        return anomaly_scores(fitted._model, fitted._validate_X(X), fitted._score_kind,
+                              fitted._score_draws, random_state=random_state,
+                              verbose=fitted.verbose)
 
     def decision_function(self, X):
         """``score_samples(X) - offset_``: negative for outliers, positive for inliers.
@@ -413,9 +410,8 @@ default="log_likelihood"
         decision : ndarray of shape (n_samples,)
             Shifted scores; the threshold of :meth:`predict` is 0.
         """
-        check_is_fitted(self)
-        view = self._fitted_view()  # scores and offset_ of the same fit
-        return view.score_samples(X) - view.offset_
+        fitted = self._snapshot()  # scores and offset_ of the same fit
+        return fitted.score_samples(X) - fitted.offset_
 
     def predict(self, X):
         """Label each row as an inlier (+1) or an outlier (-1).
@@ -432,16 +428,52 @@ default="log_likelihood"
         """
         return np.where(self.decision_function(X) < 0, -1, 1)
 
-    def _anomaly_scores(self, X, random_state=None):
-        # The Bernoulli likelihood gives rows outside [0, 1] probability zero; a
-        # score of -inf would be exact but breaks means, plots and thresholds, and
-        # clipping them, as VAETransformer does, could hide an outlier: refused.
-        self._data_space.check_support(X, estimator_name=type(self).__name__)
-        anomaly_score, n_draws = self._offset_score
-        if anomaly_score == "log_likelihood":
-            return self._log_likelihood(X, random_state, n_draws, complete=True)
-        if anomaly_score == "reconstruction":
-            # A density of the data as passed, like the log-likelihood.
-            values = self._map_rows(self.module_.reconstruction_log_prob, X, CHUNK_ROWS)
-            return self._complete_missing(values, X)
-        return self._map_rows(lambda x: negative_kl(self.module_, x), X, CHUNK_ROWS)
+    def score(self, X, y=None):
+        """Mean of :meth:`score_samples` over the rows of ``X``: higher is more normal.
+
+        With ``anomaly_score="log_likelihood"`` (the default) it is the mean
+        estimated log-likelihood per row, in nats; with the other scores, the
+        mean of those.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        score : float
+            ``score_samples(X).mean()``.
+        """
+        return float(self.score_samples(X).mean())
+
+
+def anomaly_scores(model, X, kind, n_draws, *, random_state=None, verbose=0):
+    """The ``kind`` of normality score of each row of ``X`` under ``model``.
+
+    The Bernoulli likelihood gives rows outside [0, 1] probability zero; a score
+    of -inf would be exact but breaks means, plots and thresholds, and clipping
+    them, as VAETransformer does, could hide an outlier: they are refused.
+    """
+    model.check_support(X, clip=False)
+    if kind == "log_likelihood":
+        return model.log_likelihood(X, n_draws, random_state=random_state, complete=True,
+                                    verbose=verbose)
+    if kind == "reconstruction":
+        return model.reconstruction_log_likelihood(X)
+    return model.negative_kl(X)
+
+
+def _score_kind_from_file(value):
+    kinds = VAEOutlierDetector._parameter_constraints["anomaly_score"][0].options
+    if value not in kinds:
+        raise ValueError(f"anomaly_score={value!r} is not one of {sorted(kinds)}.")
+    return value
+
+
+def _score_draws_from_file(value):
+    if not (type(value) is int and 1 <= value <= MAX_DRAWS):
+        raise ValueError(f"n_importance_samples={value!r} is not in [1, 2**20].")
+    return value

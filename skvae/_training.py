@@ -110,39 +110,52 @@ class TrainingConfig:
     trim_fraction: float = 0.0
     # Posterior draws per row in the objective: 1, the ELBO; more, the
     # importance-weighted bound.
-    n_samples: int = 1
+    draws_per_row: int = 1
 
 
 def draw_noise(n_rows, module, config, generator, device):
     """Standard-normal training noise: (n_rows, d), or (K, n_rows, d) for K draws a row."""
     shape = (n_rows, module.n_components)
-    if config.n_samples > 1:
-        shape = (config.n_samples,) + shape
+    if config.draws_per_row > 1:
+        shape = (config.draws_per_row,) + shape
     return torch.randn(shape, generator=generator, device=device)
 
 
-def shuffled_batches(X, batch_size, generator):
-    """Minibatches of the rows of the tensor ``X`` in a fresh random order."""
-    order = torch.randperm(X.shape[0], generator=generator, device=X.device)
-    for start in range(0, X.shape[0], batch_size):
-        yield X[order[start : start + batch_size]]
+class TensorBatches:
+    """Minibatches of the rows of a tensor, in a fresh random order each epoch."""
+
+    def __init__(self, rows, batch_size, generator):
+        self.rows, self.batch_size, self.generator = rows, batch_size, generator
+
+    def epoch(self):
+        order = torch.randperm(self.rows.shape[0], generator=self.generator,
+                               device=self.rows.device)
+        for start in range(0, self.rows.shape[0], self.batch_size):
+            yield self.rows[order[start : start + self.batch_size]]
 
 
-def streamed_batches(X, rows, batch_size, generator, to_tensor):
-    """Minibatches read from the array ``X`` (a memmap, say) in a fresh random order.
+class StreamedBatches:
+    """Minibatches read from an array (a memmap, say), in a fresh random order each epoch.
 
     ``rows`` are the indices of ``X`` to train on (None: all). Each batch is read
-    with its indices sorted (forward reads from a file) and becomes a tensor
-    through ``to_tensor``. Nothing the size of ``X`` is held in memory; the order
-    itself takes 4 bytes a row (8 beyond 2**31 rows).
+    with its indices sorted (forward reads from a file) and becomes a tensor on
+    ``device`` through ``data_space``. Nothing the size of ``X`` is held in
+    memory; the order itself takes 4 bytes a row (8 beyond 2**31 rows).
     """
-    n_rows = X.shape[0] if rows is None else len(rows)
-    dtype = torch.int32 if n_rows < 2**31 else torch.int64
-    order = torch.randperm(n_rows, generator=generator, dtype=dtype).numpy()
-    if rows is not None:
-        order = rows[order]
-    for start in range(0, len(order), batch_size):
-        yield to_tensor(X[np.sort(order[start : start + batch_size])])
+
+    def __init__(self, X, rows, batch_size, generator, data_space, device):
+        self.X, self.rows, self.batch_size = X, rows, batch_size
+        self.generator, self.data_space, self.device = generator, data_space, device
+
+    def epoch(self):
+        n_rows = self.X.shape[0] if self.rows is None else len(self.rows)
+        dtype = torch.int32 if n_rows < 2**31 else torch.int64
+        order = torch.randperm(n_rows, generator=self.generator, dtype=dtype).numpy()
+        if self.rows is not None:
+            order = self.rows[order]
+        for start in range(0, len(order), self.batch_size):
+            block = self.X[np.sort(order[start : start + self.batch_size])]
+            yield self.data_space.to_tensor(block, self.device)
 
 
 def train_step(module, optimizer, batch, noise, beta, trim_fraction=0.0):
@@ -272,8 +285,8 @@ def _first_usable(module, candidates, X, config):
     )
 
 
-def train(module, make_batches, config, generator, *, check_rows, X_val=None,
-          history=None, optimizer=None):
+def train(module, batches, config, generator, optimizer, *, check_rows, X_val=None,
+          history=None):
     """Maximise the ELBO of ``module`` with Adam; returns a :class:`TrainingResult`.
 
     Parameters
@@ -281,22 +294,21 @@ def train(module, make_batches, config, generator, *, check_rows, X_val=None,
     module : VAE
         The network to train. Its weights change; load ``result.state`` into it
         afterwards to keep the chosen ones.
-    make_batches : callable
-        ``make_batches()`` returns an iterable of minibatch tensors, one pass over
-        the training data; called once per epoch.
+    batches : TensorBatches or StreamedBatches
+        ``batches.epoch()`` gives the minibatch tensors of one pass over the
+        training data; called once per epoch.
     config : TrainingConfig
     generator : torch.Generator
-        Draws the training noise (and whatever ``make_batches`` draws).
+        Draws the training noise (and whatever ``batches`` draws).
+    optimizer : torch.optim.Optimizer
+        The optimizer over ``module``'s parameters, owned by the caller, which
+        keeps or drops its state afterwards.
     check_rows : torch.Tensor
         Training rows on which the final weights must give a finite loss.
     X_val : torch.Tensor or None
         Held-out rows for early stopping; the weights of the best epoch are kept.
     history : TrainingHistory or None
         The history of earlier fits (warm start); not changed.
-    optimizer : torch.optim.Adam or None
-        An optimizer over ``module``'s parameters to continue with, its state
-        kept (``partial_fit``); its learning rate is set to the config's. None
-        starts a new one.
 
     Stops after ``config.max_iter`` epochs, or earlier when the stopping rule
     (:meth:`_Progress.after_epoch`, :func:`_window_improved`) sees no progress. A
@@ -306,10 +318,6 @@ def train(module, make_batches, config, generator, *, check_rows, X_val=None,
     """
     history = history if history is not None else TrainingHistory()
     result = TrainingResult(history=history, state={})
-    if optimizer is None:
-        optimizer = torch.optim.Adam(module.parameters(), lr=config.learning_rate)
-    for group in optimizer.param_groups:
-        group["lr"] = config.learning_rate
     validating = X_val is not None
     best_score = -math.inf
     if validating:
@@ -329,7 +337,7 @@ def train(module, make_batches, config, generator, *, check_rows, X_val=None,
     with EpochReport(config.verbose, config.max_iter) as report:
         try:
             for _ in range(config.max_iter):
-                loss = run_epoch(module, optimizer, make_batches(), config, generator)
+                loss = run_epoch(module, optimizer, batches.epoch(), config, generator)
                 loss += config.loss_offset
                 if not math.isfinite(loss):
                     result.diverged = True

@@ -158,7 +158,8 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
     Attributes
     ----------
     likelihood_ : str
-        The likelihood used, ``"bernoulli"`` or ``"gaussian"``.
+        The likelihood used: ``"bernoulli"``, ``"gaussian"``, or ``"mixed"`` for
+        a table with categorical columns (each column then has its own).
     n_components_ : int
         Latent dimensions of the fitted network (``n_components`` when it was
         fitted; ``set_params`` after fitting does not change the network).
@@ -218,6 +219,38 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
     >>> bool(vae.score(X[:100]) < 0)
     True
     """
+
+    def __init__(
+        self,
+        *,
+        n_components=2,
+        hidden_layer_sizes=(512, 256),
+        architecture="dense",
+        image_shape=None,
+        conv_channels=(32, 64),
+        conv_dense_width=512,
+        activation="relu",
+        likelihood="auto",
+        categorical_features="from_dtype",
+        handle_unknown="error",
+        beta=1.0,
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        max_iter=200,
+        tol=1e-4,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        n_importance_samples=50,
+        n_training_samples=1,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        # Only stores the arguments, as scikit-learn requires.
+        vars(self).update((name, value) for name, value in locals().items()
+                          if name != "self")
 
     def transform(self, X):
         """Encode ``X`` as the means of its latent posteriors.

@@ -117,6 +117,7 @@ def test_the_encoder_dense_layer_uses_the_activation(activation):
 def test_defaults_per_estimator_and_architecture():
     """What "auto" resolves to, and the estimators' fixed defaults."""
     from skvae import VAEImputer, VAEOutlierDetector
+    from skvae._fitting import FitSettings
 
     expected = {  # (estimator, architecture): (batch size, learning rate)
         (VAETransformer, "dense"): (128, 1e-3), (VAETransformer, "conv"): (32, 1e-3),
@@ -126,7 +127,10 @@ def test_defaults_per_estimator_and_architecture():
     for (cls, architecture), sizes in expected.items():
         estimator = cls(architecture=architecture)
         assert estimator.conv_dense_width == 512
-        assert (estimator._batch_size(), estimator._learning_rate()) == sizes
+        settings = FitSettings.from_params(
+            estimator.get_params(), estimator._AUTO_BATCH_SIZE,
+            estimator._AUTO_LEARNING_RATE, device="cpu", owner="test")
+        assert (settings.batch_size, settings.learning_rate) == sizes
 
     # ... and fit trains with them: the detector's "auto" gives the loss curve of
     # the explicit values.

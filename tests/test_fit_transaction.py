@@ -8,6 +8,7 @@ call and with the models a clean fit gives.
 """
 
 import copy
+import dataclasses
 import sys
 import warnings
 
@@ -36,12 +37,21 @@ def fit_quietly(estimator, X):
         return estimator.fit(X)
 
 
+def model_parts(model):
+    """The fitted model's parts other than its module (whose weights are compared)."""
+    return tuple(copy.deepcopy(getattr(model, f.name)) for f in dataclasses.fields(model)
+                 if f.name != "module")
+
+
 def fingerprint(estimator):
     """Copies of the fitted state (weights and attributes), parameters left out."""
     params = estimator.get_params(deep=False)
     state = {k: v.detach().clone() for k, v in estimator.module_.state_dict().items()}
     rest = {k: copy.deepcopy(v) for k, v in vars(estimator).items()
-            if k != "module_" and k not in params}
+            if k not in ("module_", "_model") and k not in params}
+    rest["_model"] = model_parts(estimator._model)
+    if "indicator_" in rest:  # an estimator: compared by what it learned
+        rest["indicator_"] = vars(rest["indicator_"])
     return state, rest
 
 
@@ -122,9 +132,9 @@ def test_an_interrupt_anywhere_in_fit_leaves_the_old_model_or_a_consistent_new_o
         outcomes["new"] += 1
         assert estimator.n_iter_ == len(estimator.loss_curve_)
         epochs = estimator.n_iter_ - (previous.n_iter_ if warm_start else 0)
-        expected_space = previous._data_space if warm_start else DataSpace.fit(
+        expected_space = previous._model.data_space if warm_start else DataSpace.fit(
             X_new, "gaussian", estimator_name="test")
-        assert estimator._data_space == expected_space, position
+        assert estimator._model.data_space == expected_space, position
         if epochs >= 1:
             reference = copy.deepcopy(previous).set_params(max_iter=epochs, **new_params)
             fit_quietly(reference, X_new)
@@ -148,7 +158,7 @@ def test_an_error_after_training_keeps_the_previous_model(estimator_class, data,
     def fail(*args, **kwargs):
         raise MemoryError("no memory left for the threshold")
 
-    monkeypatch.setattr(estimator_class, "_fit_after_training", fail)
+    monkeypatch.setattr(estimator_class, "_fit_extras", fail)
     with pytest.raises(MemoryError):
         fit_quietly(estimator.set_params(n_components=3), X_new)
     assert same_fingerprint(fingerprint(estimator), before)
@@ -156,8 +166,8 @@ def test_an_error_after_training_keeps_the_previous_model(estimator_class, data,
 
 def test_a_failed_first_fit_leaves_an_unfitted_estimator(data, monkeypatch):
     estimator = small(skvae.VAETransformer)
-    monkeypatch.setattr(skvae.VAETransformer, "_fit_after_training",
-                        lambda self, X: 1 / 0)
+    monkeypatch.setattr(skvae.VAETransformer, "_fit_extras",
+                        lambda self, model, X, warm, one_pass: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         fit_quietly(estimator, data[0])
     assert not any(key.endswith("_") and not key.startswith("__") for key in vars(estimator))

@@ -10,6 +10,7 @@ non-finite output; inputs are never modified; and inference (``transform``,
 """
 
 import copy
+import dataclasses
 import warnings
 
 import numpy as np
@@ -87,10 +88,20 @@ def other_inputs():
     ])
 
 
+def model_parts(model):
+    """The fitted model's parts other than its module (whose weights are compared)."""
+    return tuple(copy.deepcopy(getattr(model, f.name)) for f in dataclasses.fields(model)
+                 if f.name != "module")
+
+
 def fingerprint(estimator):
     """Everything a fitted estimator holds, as copies that compare exactly."""
     state = {k: v.detach().clone() for k, v in estimator.module_.state_dict().items()}
-    rest = {k: copy.deepcopy(v) for k, v in vars(estimator).items() if k != "module_"}
+    rest = {k: copy.deepcopy(v) for k, v in vars(estimator).items()
+            if k not in ("module_", "_model")}
+    rest["_model"] = model_parts(estimator._model)
+    if "indicator_" in rest:  # an estimator: compared by what it learned
+        rest["indicator_"] = vars(rest["indicator_"])
     return state, rest
 
 

@@ -119,7 +119,7 @@ def test_a_placeholder_is_not_a_category():
     table = pd.DataFrame({"a": rng.normal(size=60), "c": pd.Categorical(
         rng.choice(["?", "p", "q"], 60, p=[0.5, 0.25, 0.25]))})
     imputer = small(missing_values="?", max_iter=5).fit(table)
-    assert imputer._table_schema.categories[1] == ["p", "q"]
+    assert imputer._model.schema.categories[1] == ["p", "q"]
     assert set(imputer.transform(table)["c"]) <= {"p", "q"}
     assert "?" in table["c"].cat.categories  # the input is not modified
 

@@ -73,4 +73,4 @@ def test_streaming_an_in_memory_array_gives_a_working_model(monkeypatch):
     X = np.random.RandomState(1).normal(size=(500, 4))
     vae = fit(VAETransformer, X)
     assert np.all(np.isfinite(vae.score_samples(X)))
-    np.testing.assert_allclose(vae._data_space.shift, X.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(vae._model.data_space.shift, X.mean(axis=0), rtol=1e-12)

@@ -59,16 +59,16 @@ def fitted(frame):
 
 def test_each_column_gets_its_own_likelihood(fitted):
     assert fitted.likelihood_ == "mixed"
-    assert fitted._data_space.kinds == (
+    assert fitted._model.data_space.kinds == (
         "gaussian", "gaussian", "gaussian", "bernoulli", "categorical", "categorical",
         "categorical")
     # Categories: sorted strings, the category dtype's own order (an unused level
     # kept), and the booleans.
-    assert fitted._table_schema.categories[4:] == [
+    assert fitted._model.schema.categories[4:] == [
         ["blue", "green", "red"], ["S", "M", "L"], [False, True]]
     # One input per number and per category, and the observed mask: the data had holes.
-    assert fitted._network_spec.n_features == 4 + 3 + 3 + 2
-    assert fitted._network_spec.mask_input
+    assert fitted._model.spec.n_features == 4 + 3 + 3 + 2
+    assert fitted._model.spec.mask_input
     assert fitted.module_.encoder.body[0].in_features == 2 * 12
 
 
@@ -122,7 +122,7 @@ def test_numpy_in_numpy_out():
     samples = vae.sample(5, random_state=0)
     assert isinstance(samples, np.ndarray) and samples.dtype == object
     assert set(samples[:, 1]) <= {"a", "b"}
-    assert vae._data_space.kinds == ("gaussian", "categorical")
+    assert vae._model.data_space.kinds == ("gaussian", "categorical")
 
 
 def test_pandas_is_never_needed_for_arrays():
@@ -149,8 +149,8 @@ def test_categorical_features_can_be_named_indexed_or_masked(frame, choice):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         vae.fit(numbers_and_colour)
-    assert vae._data_space.kinds[4] == "categorical"
-    assert vae._data_space.kinds.count("categorical") == 1
+    assert vae._model.data_space.kinds[4] == "categorical"
+    assert vae._model.data_space.kinds.count("categorical") == 1
 
 
 def test_a_numbers_column_named_categorical_becomes_one():
@@ -158,7 +158,7 @@ def test_a_numbers_column_named_categorical_becomes_one():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         vae = small(max_iter=1, categorical_features=[1]).fit(X)
-    assert vae._table_schema.categories == [None, [0.0, 1.0, 2.0]]
+    assert vae._model.schema.categories == [None, [0.0, 1.0, 2.0]]
     assert set(vae.sample(30, random_state=0)[:, 1]) <= {0.0, 1.0, 2.0}
 
 
@@ -222,7 +222,7 @@ def test_numbers_written_as_text_are_numbers_when_not_named_categorical():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         vae = small(max_iter=1, categorical_features=["c"]).fit(table)
-    assert vae._data_space.kinds == ("gaussian", "categorical")
+    assert vae._model.data_space.kinds == ("gaussian", "categorical")
     assert vae.sample(3, random_state=0)["x"].dtype == np.float64
 
 
@@ -280,8 +280,8 @@ def test_saving_keeps_categories_kinds_and_dtypes(fitted, frame, tmp_path):
     path = tmp_path / "table.skvae"
     skvae.save(fitted, path)
     loaded = skvae.load(path)
-    assert loaded._table_schema == fitted._table_schema
-    assert loaded._data_space == fitted._data_space
+    assert loaded._model.schema == fitted._model.schema
+    assert loaded._model.data_space == fitted._model.data_space
     pd.testing.assert_frame_equal(loaded.sample(20, random_state=3),
                                   fitted.sample(20, random_state=3))
     np.testing.assert_array_equal(loaded.score_samples(frame), fitted.score_samples(frame))

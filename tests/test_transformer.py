@@ -286,5 +286,5 @@ def test_unpickles_on_the_cpu_when_the_training_device_is_missing(fitted, gaussi
     restored = pickle.loads(pickle.dumps(clone))
     assert all(p.device.type == "cpu" for p in restored.module_.parameters())
     if not torch.cuda.is_available():
-        assert restored._device_here() == torch.device("cpu")
+        assert restored._model.device_here == torch.device("cpu")
     np.testing.assert_array_equal(restored.score_samples(gaussian_data), expected)
