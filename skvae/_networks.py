@@ -52,9 +52,9 @@ MAX_WEIGHTS = 2**34
 # (50,000 layers take half a minute even on torch's ``meta`` device).
 MAX_LAYERS = 256
 # The most tensors a network within MAX_LAYERS holds: two per layer in each of
-# the encoder's and the decoder's stacks, two per head and dense layer (four for
-# "conv"), and the likelihood's variances (two blocks for "mixed").
-MAX_WEIGHT_TENSORS = 4 * MAX_LAYERS + 10
+# the encoder's and the decoder's stacks; two per head, dense layer and last
+# transposed convolution (8 for "conv"); one for the Gaussian variances.
+MAX_WEIGHT_TENSORS = 4 * MAX_LAYERS + 9
 
 
 def dense_stack(n_inputs, layer_sizes, activation):
@@ -431,7 +431,10 @@ def check_parameter_sizes(params):
         value = params.get(name)
         if not isinstance(value, (list, tuple, np.ndarray)):
             continue
-        values = _as_int_tuple(value) if len(value) else ()
+        try:
+            values = _as_int_tuple(value)
+        except (TypeError, ValueError):  # ragged: refused by the checks of its type
+            continue
         if name != "image_shape" and len(values) > MAX_LAYERS:
             raise ValueError(
                 f"{name} has {len(values)} layers, more than the {MAX_LAYERS} skvae "

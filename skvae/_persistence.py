@@ -452,7 +452,7 @@ def _describe(data):
             "(model file format 1, which is no longer read: load it with skvae 0.1 "
             "and refit, or unpickle a trusted copy, then save it again)"
         )
-    if data.lstrip()[:1] in (b"{", b"["):
+    if data[:1024].lstrip()[:1] in (b"{", b"["):
         return "it is a JSON or text file"
     if len(data) < 9:
         return (
