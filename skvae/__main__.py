@@ -1,6 +1,7 @@
 """Command line: ``skvae demo`` (or ``python -m skvae demo``)."""
 
 import argparse
+import os
 import sys
 
 _DESCRIPTION = (
@@ -9,19 +10,39 @@ _DESCRIPTION = (
     "and writes two PNG files."
 )
 
-
-def _positive_int(text):
-    """argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+# The exit status of a program stopped by Ctrl-C: 128 + SIGINT, as shells report it.
+EXIT_INTERRUPTED = 130
+# More epochs than any fit of the demo's models needs (they converge in a few
+# hundred): beyond it a number is a typo, not a request.
+MAX_EPOCHS = 100_000
 
 
-def _parser():
+def _cpu_count():
+    """The CPUs this process may run on (its affinity where the system says)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _bounded_int(low, high, what):
+    """An argparse type: an integer from ``low`` to ``high()`` (a callable, read when used)."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not low <= value <= high():
+            raise argparse.ArgumentTypeError(
+                f"must be from {low} to {high():,} ({what}), not {value}"
+            )
+        return value
+
+    return parse
+
+
+def _parsers():
+    """The top-level parser and the ``demo`` subcommand's, so errors use the right usage."""
     from . import __version__
 
     parser = argparse.ArgumentParser(prog="skvae", description=_DESCRIPTION)
@@ -36,34 +57,80 @@ def _parser():
         "generated_digits.png.",
     )
     demo.add_argument("--output-dir", default="skvae-demo",
-                      help="folder for the PNG files (default: skvae-demo)")
-    demo.add_argument("--max-iter", type=_positive_int, default=200,
-                      help="epochs per model, at least 1 (default: 200)")
-    demo.add_argument("--threads", type=_positive_int, default=1,
-                      help="torch threads while the demo runs (default: 1, which on "
-                      "small networks and busy machines is the fastest)")
-    return parser
+                      help="folder for the PNG files, created if needed "
+                      "(default: skvae-demo)")
+    demo.add_argument("--max-iter", type=_bounded_int(1, lambda: MAX_EPOCHS, "the most epochs the demo runs"),
+                      default=200,
+                      help=f"epochs per model, 1 to {MAX_EPOCHS:,} (default: 200)")
+    demo.add_argument("--threads", type=_bounded_int(1, _cpu_count, "the number of CPUs here"),
+                      default=1,
+                      help="torch threads while the demo runs, at most the number of "
+                      "CPUs (default: 1, which on small networks and busy machines "
+                      "is the fastest)")
+    return parser, {"demo": demo}
 
 
 def main(argv=None):
-    parser = _parser()
-    args = parser.parse_args(argv)
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``); return the exit status.
+
+    Bad arguments exit with status 2 and the usage of the command they were
+    given to; Ctrl-C stops with status 130 and a note on stderr.
+    """
+    parser, commands = _parsers()
+    # Unknown arguments are reported by the parser of the command they follow:
+    # argparse would report them with the top-level usage.
+    args, unknown = parser.parse_known_args(argv)
+    command_parser = commands.get(args.command, parser)
+    if unknown:
+        command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command == "demo":
-        import torch
+    try:
+        return _run_demo(args, command_parser)
+    except KeyboardInterrupt:
+        print(
+            f"skvae {args.command}: interrupted (Ctrl-C); stopped before the end. "
+            "Files written before the interrupt are complete; the rest were not written.",
+            file=sys.stderr,
+        )
+        _forget_unhandled_interrupt()
+        return EXIT_INTERRUPTED
 
-        from ._demo import run_demo
 
-        threads = torch.get_num_threads()
-        torch.set_num_threads(args.threads)
-        try:
-            run_demo(args.output_dir, max_iter=args.max_iter)
-        except OSError as error:  # an output folder that cannot be made or written
-            parser.error(f"cannot write the demo's files: {error}")
-        finally:
-            torch.set_num_threads(threads)
+def _forget_unhandled_interrupt():
+    """Clear CPython's record that a KeyboardInterrupt left string-evaluated code.
+
+    CPython records it when code run by ``exec`` or ``eval`` of a string (as
+    libraries do) ends in KeyboardInterrupt, even though a caller handles it,
+    and at the exit of ``python -m skvae`` then kills the process with SIGINT
+    instead of exiting with the status returned here. The record is reset
+    when the next string is evaluated.
+    """
+    eval("None")
+
+
+def _run_demo(args, demo_parser):
+    import torch
+
+    from ._demo import prepare_output_dir, run_demo
+
+    try:
+        # Checked before any training: a bad folder costs no minutes of fitting.
+        output_dir = prepare_output_dir(args.output_dir)
+    except ValueError as error:
+        demo_parser.error(f"argument --output-dir: {error}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        run_demo(output_dir, max_iter=args.max_iter)
+    except OSError as error:  # the folder became unwritable during the run
+        demo_parser.error(
+            f"cannot write the demo's files in {str(output_dir)!r}: "
+            f"{error.strerror or error}"
+        )
+    finally:
+        torch.set_num_threads(threads)
     return 0
 
 

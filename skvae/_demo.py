@@ -1,5 +1,7 @@
 """The demo behind ``python -m skvae demo``: a VAE on scikit-learn's digits."""
 
+import os
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -18,6 +20,102 @@ def _latent_accuracy(reducer, X_train, y_train, X_test, y_test):
     classifier = LogisticRegression(max_iter=2000)
     classifier.fit(reducer.transform(X_train), y_train)
     return classifier.score(reducer.transform(X_test), y_test)
+
+
+# The estimators turn Ctrl-C during training into a RuntimeWarning saying so and
+# keep the weights so far, which suits a user's own fit; the demo must stop.
+_INTERRUPTED_WARNING = r".*\binterrupted\b"
+
+
+def _fit_or_stop(vae, X):
+    """``vae.fit(X)``, raising KeyboardInterrupt if Ctrl-C stopped the training.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        If the user interrupted the training, instead of the estimator's
+        RuntimeWarning.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.filterwarnings("error", message=_INTERRUPTED_WARNING, category=RuntimeWarning)
+        try:
+            vae.fit(X)
+        except RuntimeWarning as warning:
+            raise KeyboardInterrupt(str(warning)) from None
+    return vae
+
+
+def prepare_output_dir(output_dir):
+    """Create ``output_dir`` if needed and check that files can be written in it.
+
+    Done before any training, so a bad folder costs no minutes of fitting.
+
+    Returns
+    -------
+    output_dir : Path
+
+    Raises
+    ------
+    ValueError
+        Saying what is wrong: an empty name, a file where the folder should be,
+        a folder that cannot be created or written to.
+    """
+    if not str(output_dir) or "\0" in str(output_dir):
+        raise ValueError(
+            f"{str(output_dir)!r} cannot name a folder (it is empty or holds a NUL "
+            "character); name a folder."
+        )
+    try:
+        output_dir = Path(output_dir)
+        if output_dir.exists() and not output_dir.is_dir():
+            raise ValueError(
+                f"{_not_a_folder(output_dir)}; name a folder (it is created if it "
+                "does not exist)."
+            )
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output_dir):
+            pass
+    except OSError as error:
+        blocking = _first_non_folder(output_dir)
+        reason = (
+            _not_a_folder(blocking) if blocking is not None else error.strerror or str(error)
+        )
+        raise ValueError(
+            f"cannot create or write to the folder {str(output_dir)!r}: {reason}."
+        ) from None
+    return output_dir
+
+
+def _not_a_folder(path):
+    """Says that ``path``, which exists, is not a folder."""
+    kind = "a file" if path.is_file() else "something else (a device?)"
+    return f"{str(path)!r} is {kind}, not a folder"
+
+
+def _first_non_folder(path):
+    """The first of ``path`` and its parents that exists but is not a folder, or None."""
+    for candidate in [*reversed(path.parents), path]:
+        if candidate.exists() and not candidate.is_dir():
+            return candidate
+    return None
+
+
+def _save_figure(fig, path):
+    """Write ``fig`` to ``path`` as a PNG through a temporary file.
+
+    An interrupted or failed write leaves the file of an earlier run whole,
+    never half a PNG.
+    """
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".skvae-", suffix=".png")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            fig.savefig(file, format="png", dpi=120, bbox_inches="tight")
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
 
 
 def run_demo(output_dir="skvae-demo", *, max_iter=200, random_state=0, out=print):
@@ -39,6 +137,14 @@ def run_demo(output_dir="skvae-demo", *, max_iter=200, random_state=0, out=print
     -------
     results : dict
         The printed figures, keyed by name.
+
+    Raises
+    ------
+    ValueError
+        If ``output_dir`` cannot be created or written to (before any training).
+    KeyboardInterrupt
+        If the user interrupts the demo, training included: the figures of the
+        model being fitted are not reported.
     """
     import matplotlib
 
@@ -47,8 +153,7 @@ def run_demo(output_dir="skvae-demo", *, max_iter=200, random_state=0, out=print
 
     from .plotting import ImageGridDisplay, LatentSpaceDisplay
 
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = prepare_output_dir(output_dir)
     X, y = load_digits(return_X_y=True)
     X = X / 16.0  # grey levels 0..16 -> [0, 1]: the Bernoulli likelihood applies
     X_train, X_test, y_train, y_test = train_test_split(
@@ -62,9 +167,7 @@ def run_demo(output_dir="skvae-demo", *, max_iter=200, random_state=0, out=print
             n_components=n_components, likelihood="bernoulli", max_iter=max_iter,
             random_state=random_state,
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            vae.fit(X_train)
+        _fit_or_stop(vae, X_train)
         seconds = time.perf_counter() - start
         log_likelihood = vae.score(X_test)
         reconstruction = vae.inverse_transform(vae.transform(X_test))
@@ -94,7 +197,7 @@ def run_demo(output_dir="skvae-demo", *, max_iter=200, random_state=0, out=print
             LatentSpaceDisplay.from_estimator(vae, X_test, y_test, ax=ax)
             ax.set_title("Digits in the VAE's 2-D latent space (test images)")
             path = output_dir / "latent_space.png"
-            fig.savefig(path, dpi=120, bbox_inches="tight")
+            _save_figure(fig, path)
             plt.close(fig)
             out(f"  wrote {path}")
         else:
@@ -102,7 +205,7 @@ def run_demo(output_dir="skvae-demo", *, max_iter=200, random_state=0, out=print
             ImageGridDisplay.from_estimator(vae, image_shape=(8, 8), ax=ax)
             ax.set_title(f"Digits generated from the {n_components}-D VAE")
             path = output_dir / "generated_digits.png"
-            fig.savefig(path, dpi=120, bbox_inches="tight")
+            _save_figure(fig, path)
             plt.close(fig)
             out(f"  wrote {path}")
     return results

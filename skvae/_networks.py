@@ -39,6 +39,23 @@ ACTIVATIONS = {
 # overflows float32 long before the optimiser notices anything is wrong.
 _LOG_VARIANCE_BOUND = 20.0
 
+# Bounds on the networks a spec may describe, checked arithmetically before
+# anything is built: parameters and model files beyond them are refused with a
+# message naming the size, instead of overflowing torch's 64-bit sizes or
+# costing minutes and gigabytes. MAX_WEIGHTS weights are 64 GiB in float32 and
+# 256 GiB with Adam's state during training, beyond any single accelerator;
+# every size (a width, a channel count, n_components, n_features, an image
+# side) is one dimension of a weight or of a row, so none may exceed it either.
+MAX_WEIGHTS = 2**34
+# Layers per stack (hidden_layer_sizes, conv_channels): far deeper than a VAE
+# without skip connections trains, and it bounds what building a network costs
+# (50,000 layers take half a minute even on torch's ``meta`` device).
+MAX_LAYERS = 256
+# The most tensors a network within MAX_LAYERS holds: two per layer in each of
+# the encoder's and the decoder's stacks; two per head, dense layer and last
+# transposed convolution (8 for "conv"); one for the Gaussian variances.
+MAX_WEIGHT_TENSORS = 4 * MAX_LAYERS + 9
+
 
 def dense_stack(n_inputs, layer_sizes, activation):
     """Linear layers of the given widths, each followed by the activation."""
@@ -435,6 +452,54 @@ def _as_int_tuple(value):
     return tuple(np.atleast_1d(np.asarray(value)).tolist())
 
 
+def check_parameter_sizes(params):
+    """Refuse estimator parameters that declare sizes no network skvae builds can have.
+
+    Independent of the data, so it can run with the other parameter checks;
+    the network's total size, which depends on the data, is checked by
+    :meth:`NetworkSpec.from_params`. Values of the wrong type are left to the
+    checks that know what they should be.
+
+    Parameters
+    ----------
+    params : dict
+        The estimator's ``get_params(deep=False)``.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter: more than :data:`MAX_LAYERS` layers, or a size
+        above :data:`MAX_WEIGHTS`.
+    """
+    for name in ("n_components", "conv_dense_width"):
+        value = params.get(name)
+        if isinstance(value, Integral) and value > MAX_WEIGHTS:
+            raise ValueError(
+                f"{name}={value!r} is larger than {MAX_WEIGHTS:,} (2**34), the most "
+                f"weights skvae builds in one network; use a smaller {name}."
+            )
+    for name in ("hidden_layer_sizes", "conv_channels", "image_shape"):
+        value = params.get(name)
+        if not isinstance(value, (list, tuple, np.ndarray)):
+            continue
+        try:
+            values = _as_int_tuple(value)
+        except (TypeError, ValueError):  # ragged: refused by the checks of its type
+            continue
+        if name != "image_shape" and len(values) > MAX_LAYERS:
+            raise ValueError(
+                f"{name} has {len(values)} layers, more than the {MAX_LAYERS} skvae "
+                f"builds per stack; use fewer layers."
+            )
+        too_large = [v for v in values if isinstance(v, Integral) and v > MAX_WEIGHTS]
+        if too_large:
+            raise ValueError(
+                f"{name}={_short(values)} holds {too_large[0]!r}, larger than "
+                f"{MAX_WEIGHTS:,} (2**34), the most weights skvae builds in one "
+                f"network; use smaller sizes."
+            )
+
+
 @dataclass(frozen=True)
 class NetworkSpec:
     """Everything that fixes a network's shape: built once per fit, stored with it.
@@ -471,6 +536,7 @@ class NetworkSpec:
         ValueError
             Naming the parameter that cannot describe a network for this data.
         """
+        check_parameter_sizes(params)
         sizes = _positive_ints(_as_int_tuple(params["hidden_layer_sizes"]))
         if sizes is None:
             raise ValueError(
@@ -484,7 +550,7 @@ class NetworkSpec:
                 f"conv_channels={params['conv_channels']!r} must be a non-empty "
                 "sequence of positive integers, for example (32, 64)."
             )
-        return cls(
+        spec = cls(
             architecture=params["architecture"],
             n_features=int(n_features),
             n_components=int(params["n_components"]),
@@ -498,6 +564,112 @@ class NetworkSpec:
             # The conv network reads rows as images: no room for a mask.
             mask_input=bool(mask_input) and not conv,
         )
+        spec.check_sizes()
+        return spec
+
+    def check_sizes(self):
+        """Refuse a spec whose network is beyond :data:`MAX_LAYERS` or :data:`MAX_WEIGHTS`.
+
+        Arithmetic only: nothing is built, so a spec declaring 10**30 units or
+        50,000 layers costs nothing to refuse.
+
+        Raises
+        ------
+        ValueError
+            Naming the size that is too large.
+        """
+        for name in ("hidden_layer_sizes", "conv_channels"):
+            n_layers = len(getattr(self, name))
+            if n_layers > MAX_LAYERS:
+                raise ValueError(
+                    f"{name} has {n_layers} layers, more than the {MAX_LAYERS} skvae "
+                    "builds per stack; use fewer layers."
+                )
+        sizes = {
+            "n_features": [self.n_features], "n_components": [self.n_components],
+            "hidden_layer_sizes": self.hidden_layer_sizes, "image_shape": self.image_shape,
+            "conv_channels": self.conv_channels,
+            "conv_dense_width": [self.conv_dense_width or 1],
+        }
+        for name, values in sizes.items():
+            if max(values, default=1) > MAX_WEIGHTS:
+                raise ValueError(
+                    f"{name}={_short(values)} is larger than {MAX_WEIGHTS:,} (2**34), "
+                    "the most weights skvae builds in one network; use smaller sizes."
+                )
+        n_weights = sum(math.prod(shape) for shape in self.weight_shapes().values())
+        if n_weights > MAX_WEIGHTS:
+            layers = (
+                f"conv_channels={_short(self.conv_channels)}, conv_dense_width="
+                f"{self.conv_dense_width}" if self.architecture == "conv"
+                else f"hidden_layer_sizes={_short(self.hidden_layer_sizes)}"
+            )
+            raise ValueError(
+                f"the network would have {n_weights:,} weights (n_components="
+                f"{self.n_components}, {layers}, {self.n_features} values per row), "
+                f"more than the {MAX_WEIGHTS:,} (2**34) skvae builds; use smaller sizes."
+            )
+
+    def weight_shapes(self):
+        """The name and shape of every tensor in the network's state dict, by arithmetic.
+
+        What :meth:`build` would give for ``module.state_dict()``, computed
+        without building the encoder or decoder, so a file's weights are checked
+        against it at a cost bounded by the number of layers. Only the
+        likelihood, whose size is that of a row, is built, on torch's ``meta``
+        device.
+
+        Returns
+        -------
+        shapes : dict of str to tuple of int
+        """
+        with torch.device("meta"):
+            likelihood = self._build_likelihood()
+        n_outputs = likelihood.n_decoder_outputs
+        if self.architecture == "conv":
+            shapes = self._conv_weight_shapes(n_outputs)
+        else:
+            n_inputs = 2 * self.n_features if self.mask_input else self.n_features
+            shapes = {
+                **_dense_shapes("encoder", n_inputs, self.hidden_layer_sizes,
+                                2 * self.n_components),
+                **_dense_shapes("decoder", self.n_components,
+                                self.hidden_layer_sizes[::-1], n_outputs),
+            }
+        for name, tensor in likelihood.state_dict().items():
+            shapes[f"likelihood.{name}"] = tuple(tensor.shape)
+        return shapes
+
+    def _conv_weight_shapes(self, n_outputs):
+        """:meth:`weight_shapes` of :class:`ConvEncoder` and :class:`ConvDecoder`."""
+        n_channels, height, width = self.image_shape
+        if n_outputs % (height * width):
+            raise ValueError(
+                f"The {self.likelihood} likelihood needs {n_outputs} decoder outputs, "
+                f"not a whole number of {height} x {width} images; it cannot be used "
+                "with architecture='conv'."
+            )
+        channels = self.conv_channels
+        n_flat = (
+            channels[-1]
+            * _conv_sizes(height, len(channels))[-1]
+            * _conv_sizes(width, len(channels))[-1]
+        )
+        shapes = {}
+        for i, (n_in, n_out) in enumerate(zip((n_channels,) + channels, channels)):
+            shapes[f"encoder.convolutions.{2 * i}.weight"] = (n_out, n_in, 3, 3)
+            shapes[f"encoder.convolutions.{2 * i}.bias"] = (n_out,)
+        shapes.update(_linear_shapes("encoder.body.0", n_flat, self.conv_dense_width))
+        shapes.update(_linear_shapes("encoder.head", self.conv_dense_width,
+                                     2 * self.n_components))
+        shapes.update(_linear_shapes("decoder.body.0", self.n_components, n_flat))
+        # Transposed convolutions hold (in, out, 3, 3) weights: the channels
+        # in reverse, then a last one to the likelihood's parameters per pixel.
+        outs = channels[::-1] + (n_outputs // (height * width),)
+        for i, (n_in, n_out) in enumerate(zip(channels[-1:] + channels[::-1], outs)):
+            shapes[f"decoder.deconvolutions.{2 * i}.weight"] = (n_in, n_out, 3, 3)
+            shapes[f"decoder.deconvolutions.{2 * i}.bias"] = (n_out,)
+        return shapes
 
     def _build_likelihood(self):
         if self.likelihood == MixedLikelihood.name:
@@ -530,25 +702,21 @@ class NetworkSpec:
         ValueError
             If the weights do not match the network or are not finite.
         """
-        n_layers = len(self.hidden_layer_sizes) + len(self.conv_channels)
-        if 2 * n_layers > len(weights):  # each layer has 2 tensors: refuse before building
-            raise ValueError(
-                f"the network has {n_layers} or more layers but the file holds "
-                f"{len(weights)} weight tensors."
-            )
-        try:
-            with torch.device("meta"):
-                module = self.build()
-        except (RuntimeError, OverflowError) as error:  # sizes beyond torch's limits
-            raise ValueError(f"the network it describes cannot be built ({error}).") from None
+        # Names and shapes first, by arithmetic: building costs time in the
+        # number of layers, which the weights present must account for.
+        self.check_sizes()
+        shapes = self.weight_shapes()
+        _check_weight_names(shapes, weights)
+        for name, tensor in weights.items():
+            if tuple(tensor.shape) != shapes[name]:
+                raise ValueError(
+                    f"weight {name!r} has shape {tuple(tensor.shape)}, but the network "
+                    f"needs shape {shapes[name]}."
+                )
+        with torch.device("meta"):
+            module = self.build()
         expected = module.state_dict()
-        if set(expected) != set(weights):
-            missing = sorted(set(expected) - set(weights))
-            extra = sorted(set(weights) - set(expected))
-            raise ValueError(
-                f"the weights do not match the network (missing {missing[:3]}, "
-                f"unexpected {extra[:3]})."
-            )
+        _check_weight_names(expected, weights)  # the arithmetic agrees with torch
         for name, tensor in weights.items():
             if tensor.shape != expected[name].shape or tensor.dtype != expected[name].dtype:
                 raise ValueError(
@@ -609,7 +777,44 @@ class NetworkSpec:
         shape = fields["image_shape"]
         if len(shape) != 3 or math.prod(shape) != state["n_features"]:
             raise ValueError("the network's image_shape does not hold n_features values.")
-        return cls(**fields)
+        spec = cls(**fields)
+        spec.check_sizes()
+        return spec
+
+
+def _linear_shapes(prefix, n_inputs, n_outputs):
+    """The state-dict shapes of ``nn.Linear(n_inputs, n_outputs)`` named ``prefix``."""
+    return {f"{prefix}.weight": (n_outputs, n_inputs), f"{prefix}.bias": (n_outputs,)}
+
+
+def _dense_shapes(prefix, n_inputs, layer_sizes, n_outputs):
+    """The state-dict shapes of a body made by :func:`dense_stack` and a head."""
+    shapes = {}
+    for i, width in enumerate(layer_sizes):
+        shapes.update(_linear_shapes(f"{prefix}.body.{2 * i}", n_inputs, width))
+        n_inputs = width
+    shapes.update(_linear_shapes(f"{prefix}.head", n_inputs, n_outputs))
+    return shapes
+
+
+def _check_weight_names(expected, weights):
+    """Raise ValueError unless ``weights`` holds exactly the tensors named in ``expected``."""
+    if set(expected) != set(weights):
+        missing = sorted(set(expected) - set(weights))
+        extra = sorted(set(weights) - set(expected))
+        raise ValueError(
+            f"the weights do not match the network: it has {len(expected)} tensors "
+            f"and the file {len(weights)} (missing {missing[:3]}, unexpected "
+            f"{extra[:3]})."
+        )
+
+
+def _short(values):
+    """A list of sizes for a message, at most a few entries of a long one."""
+    values = list(values)
+    if len(values) <= 4:
+        return tuple(values)
+    return f"({values[0]}, {values[1]}, ... {len(values)} entries ..., {values[-1]})"
 
 
 def _image_shape(image_shape, n_features):

@@ -16,8 +16,11 @@ every check has passed.
 
 import errno
 import hashlib
+import io
 import json
 import os
+import pickle
+import pickletools
 import stat
 import tempfile
 
@@ -27,6 +30,7 @@ from safetensors.torch import load as tensors_from_bytes
 from safetensors.torch import save as safetensors_bytes
 
 from ._base import BaseVAE
+from ._networks import MAX_WEIGHT_TENSORS
 
 FORMAT = "skvae"
 FORMAT_VERSION = 4
@@ -321,16 +325,7 @@ def load(path):
     """
     path = _path_text(path)
     data = _read_regular_file(path)
-    try:
-        # From bytes in memory, never memory-mapped: the loaded model owns its
-        # weights, whatever happens to the file later.
-        weights = tensors_from_bytes(data)
-        metadata = _safetensors_metadata(data)
-    except Exception as error:  # safetensors reports every malformation its own way
-        raise ModelFileError(
-            f"{path!r} is not an skvae model file: {_describe(data[:16])} "
-            f"({_first_line(error)}). Only files written by skvae.save load."
-        ) from None
+    metadata, weights = _read_safetensors(data, path)
     try:
         return _build(metadata, weights)
     except ModelFileError as error:
@@ -359,28 +354,172 @@ def _open_without_blocking(path, flags):
     return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
 
 
-def _safetensors_metadata(data):
-    """The ``__metadata__`` of safetensors bytes that safetensors has already validated."""
-    (header_size,) = np.frombuffer(data[:8], dtype="<u8")
-    header = json.loads(data[8 : 8 + int(header_size)])
-    return header.get("__metadata__") or {}
+def _read_safetensors(data, path):
+    """The metadata and the weights of the safetensors bytes ``data`` read from ``path``.
+
+    Raises
+    ------
+    ModelFileError
+        If ``data`` is not a safetensors file, saying what it seems to be
+        instead, or holds more tensors than any skvae network has.
+    """
+    # Counted before safetensors makes a tensor of each entry, and first by a
+    # byte count before Python parses the header: each costs seconds for the
+    # 100,000 empty tensors that a crafted file of a few MB holds.
+    header = None
+    n_tensors = _count_tensor_entries(data)
+    if n_tensors <= MAX_WEIGHT_TENSORS:
+        header = _safetensors_header(data)
+        n_tensors = len(header) - ("__metadata__" in header) if header else 0
+    if n_tensors > MAX_WEIGHT_TENSORS:
+        raise ModelFileError(
+            f"{path!r} is not an skvae model file: its header declares {n_tensors} "
+            f"tensors, more than the {MAX_WEIGHT_TENSORS} of the largest network skvae "
+            "builds."
+        )
+    try:
+        # From bytes in memory, never memory-mapped: the loaded model owns its
+        # weights, whatever happens to the file later.
+        weights = tensors_from_bytes(data)
+        if header is None:  # safetensors read a header that Python's json cannot
+            raise ValueError("its header is not valid JSON")
+    except Exception as error:  # safetensors reports every malformation its own way
+        raise ModelFileError(
+            f"{path!r} is not an skvae model file: {_describe(data)} "
+            f"({_first_line(error)}). Only files written by skvae.save load."
+        ) from None
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict):
+        raise ModelFileError(f"{path!r} is not an skvae model file: its metadata is malformed.")
+    return metadata, weights
 
 
-def _describe(head):
-    """What the first bytes of a file that is not a safetensors file suggest it is."""
-    if not head:
+def _count_tensor_entries(data):
+    """How many tensors a safetensors header declares, from its bytes alone.
+
+    Each tensor's entry has one ``"data_offsets"`` key, and those bytes cannot
+    occur inside a JSON string (its quotes would be escaped), so the count is
+    that of the tensors, plus any other key so named in a crafted header.
+    """
+    header_size = _declared_header_size(data)
+    if header_size is None:
+        return 0
+    return data.count(b'"data_offsets"', 8, 8 + header_size)
+
+
+def _safetensors_header(data):
+    """The JSON header of safetensors bytes as a dict, or None where there is none.
+
+    A safetensors file is an 8-byte little-endian header length, that many bytes
+    of JSON (an object, so starting with ``{``), then the tensors' bytes. Costs
+    time and memory bounded by the header's size, which is at most the file's.
+    """
+    header_size = _declared_header_size(data)
+    if header_size is None or 8 + header_size > len(data):
+        return None
+    try:
+        header = json.loads(data[8 : 8 + header_size])
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    return header if isinstance(header, dict) else None
+
+
+# safetensors refuses headers longer than this (its MAX_HEADER_SIZE): a larger
+# declared length means the file is not one at all, rather than a truncated one.
+_MAX_HEADER_BYTES = 100_000_000
+
+
+def _declared_header_size(data):
+    """The header length a safetensors file declares, or None if ``data`` does not start like one."""
+    if len(data) < 9 or data[8:9] != b"{":
+        return None
+    header_size = int.from_bytes(data[:8], "little")
+    return header_size if 0 < header_size <= _MAX_HEADER_BYTES else None
+
+
+def _describe(data):
+    """What the bytes of a file that safetensors refused suggest it is."""
+    if not data:
         return "it is empty"
-    if head[:1] == b"\x80":
+    if _is_pickle(data):
         return "it is a pickle, which skvae never loads (unpickling runs code)"
-    if head[:4] == b"PK\x03\x04":
+    header_size = _declared_header_size(data)
+    if header_size is not None:
+        return _describe_safetensors(data, header_size)
+    if data[:4] == b"PK\x03\x04":
         return (
             "it is a zip archive, such as a file of torch.save or of skvae 0.1 "
             "(model file format 1, which is no longer read: load it with skvae 0.1 "
             "and refit, or unpickle a trusted copy, then save it again)"
         )
-    if head.lstrip()[:1] in (b"{", b"["):
+    if data[:1024].lstrip()[:1] in (b"{", b"["):
         return "it is a JSON or text file"
+    if len(data) < 9:
+        return (
+            f"it is {len(data)} bytes long, too short for any model file: it is "
+            "truncated (an interrupted download or copy?)"
+        )
     return "it is not a safetensors file, or it is truncated or corrupted"
+
+
+def _describe_safetensors(data, header_size):
+    """What is wrong with bytes that start like a safetensors file."""
+    if 8 + header_size > len(data):
+        return (
+            f"it is a truncated safetensors file: its header alone needs "
+            f"{8 + header_size:,} bytes and the file has {len(data):,} (an interrupted "
+            "download or copy?)"
+        )
+    header = _safetensors_header(data)
+    if header is None:
+        return "it is a corrupted safetensors file: its header is not valid JSON"
+    ends = [
+        entry["data_offsets"][1]
+        for name, entry in header.items()
+        if name != "__metadata__" and isinstance(entry, dict)
+        and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2
+        and isinstance(entry["data_offsets"][1], int)
+    ]
+    needed = 8 + header_size + max(ends, default=0)
+    if needed > len(data):
+        return (
+            f"it is a truncated safetensors file: its tensors need {needed:,} bytes "
+            f"and the file has {len(data):,} (an interrupted download or copy?)"
+        )
+    return "it is a corrupted safetensors file"
+
+
+# A stream that parses this far as pickle opcodes is a pickle. The bytes that
+# start a safetensors file (a header length of at most 100 MB: a low byte, then
+# bytes of 0 to 5, which are no opcodes) fail by their third opcode, or end
+# there when the file is cut that short.
+_PICKLE_OPCODES_CHECKED = 8
+_TRUNCATED_PICKLE_OPCODES = 3
+_PICKLE_PREFIX_BYTES = 1 << 16
+
+
+def _is_pickle(data):
+    """Whether ``data`` starts as a pickle of protocol 2 to 5 does, checked without running it.
+
+    :func:`pickletools.genops` only parses the opcodes. A pickle counts when it
+    parses up to its STOP or through its first few opcodes (joblib files hold
+    raw array bytes after those), or when it parses cleanly until its bytes end
+    (a truncated pickle is still a pickle).
+    """
+    if len(data) < 2 or data[0] != pickle.PROTO[0] or not 2 <= data[1] <= 5:
+        return False
+    prefix = data[:_PICKLE_PREFIX_BYTES]
+    stream = io.BytesIO(prefix)
+    parsed = 0
+    try:
+        for opcode, _, _ in pickletools.genops(stream):
+            parsed += 1
+            if opcode.name == "STOP" or parsed >= _PICKLE_OPCODES_CHECKED:
+                return True
+    except ValueError:  # an unknown opcode, or the end of the bytes
+        ran_out = stream.tell() >= len(prefix)
+        return ran_out and parsed >= _TRUNCATED_PICKLE_OPCODES
+    return False
 
 
 def _build(metadata, weights):

@@ -298,7 +298,9 @@ def test_crafted_headers_cost_nothing_before_they_are_refused(model_file, tmp_pa
     assert header_size < len(data)
     for name, crafted in cases.items():
         (tmp_path / name).write_bytes(crafted)
-        _assert_refused_quickly(tmp_path / name, f"{name}.*not a safetensors file")
+        _assert_refused_quickly(
+            tmp_path / name, f"{name}.*(not a safetensors file|corrupted safetensors file)"
+        )
 
 
 @pytest.mark.parametrize(
@@ -309,8 +311,16 @@ def test_crafted_headers_cost_nothing_before_they_are_refused(model_file, tmp_pa
         {"hidden_layer_sizes": [8] * 100_000},
         {"architecture": "conv", "hidden_layer_sizes": [], "conv_channels": [10**9],
          "conv_dense_width": 10**9, "image_shape": [1, 1, 4]},
+        {"hidden_layer_sizes": [10**30]},
+        {"n_components": 10**30},
+        {"n_features": 10**30, "image_shape": [1, 1, 10**30]},
+        {"architecture": "conv", "hidden_layer_sizes": [], "conv_channels": [2],
+         "conv_dense_width": 10**30, "image_shape": [1, 1, 4]},
+        {"architecture": "conv", "hidden_layer_sizes": [], "conv_channels": [10**30],
+         "conv_dense_width": 2, "image_shape": [1, 1, 4]},
     ],
-    ids=["wide", "latent", "deep", "conv"],
+    ids=["wide", "latent", "deep", "conv", "wider-than-int64", "latent-beyond-int64",
+         "features-beyond-int64", "conv-dense-beyond-int64", "channels-beyond-int64"],
 )
 def test_a_huge_declared_network_is_refused_before_anything_is_allocated(
     model_file, tmp_path, network_change
@@ -319,6 +329,149 @@ def test_a_huge_declared_network_is_refused_before_anything_is_allocated(
     content["fitted"]["network"].update(network_change)
     write_model_file(tmp_path / "huge.skvae", content, weights)
     _assert_refused_quickly(tmp_path / "huge.skvae", "huge.skvae.*(weight|layers|network)")
+
+
+def _safetensors_with_empty_tensors(content, weights, n_empty):
+    """A valid model file (checksum included) padded with ``n_empty`` zero-element tensors.
+
+    Their entries are added to the header by hand: safetensors takes seconds to
+    write 100,000 tensors.
+    """
+    document = json.dumps(content)
+    empty = torch.zeros(0)
+    padded = {**weights, **{f"pad.{i}": empty for i in range(n_empty)}}
+    data = safetensors_bytes(weights, metadata={
+        "skvae": document, "skvae.sha256": _checksum(document, padded)})
+    (header_size,) = struct.unpack("<Q", data[:8])
+    header, body = json.loads(data[8 : 8 + header_size]), data[8 + header_size :]
+    for i in range(n_empty):
+        header[f"pad.{i}"] = {"dtype": "F32", "shape": [0],
+                              "data_offsets": [len(body), len(body)]}
+    header = json.dumps(header).encode()
+    header += b" " * (-len(header) % 8)
+    return struct.pack("<Q", len(header)) + header + body
+
+
+def test_a_deep_network_padded_with_empty_tensors_is_refused_fast(model_file, tmp_path):
+    # One-unit layers, and enough zero-element tensors that a count of tensors
+    # cannot tell the file from that network's: at 50,000 layers (6 MB), half a
+    # minute and 600 MB to refuse before; 10,000 took 6 s.
+    content, weights = read_model_file(model_file)
+    content["fitted"]["network"]["hidden_layer_sizes"] = [1] * 10_000
+    crafted = tmp_path / "padded.skvae"
+    crafted.write_bytes(_safetensors_with_empty_tensors(content, weights, 20_010))
+    _assert_refused_quickly(crafted, "padded.skvae.*declares 20019 tensors")
+
+
+@pytest.mark.parametrize(
+    "network_change, n_empty, message",
+    [
+        ({"hidden_layer_sizes": [1] * 200}, 800, "weights do not match the network"),
+        ({"hidden_layer_sizes": [8, 8]}, 4, "weights do not match the network"),
+        ({"hidden_layer_sizes": [9]}, 0, "shape"),
+        ({"n_components": 3}, 0, "shape"),
+        ({"hidden_layer_sizes": [1] * 257}, 1024, "257 layers"),
+    ],
+    ids=["deep-padded", "extra-layer-padded", "wider", "latent", "too-deep"],
+)
+def test_weights_are_checked_against_the_declared_network_before_it_is_built(
+    model_file, tmp_path, monkeypatch, network_change, n_empty, message
+):
+    content, weights = read_model_file(model_file)
+    content["fitted"]["network"].update(network_change)
+    crafted = tmp_path / "crafted.skvae"
+    crafted.write_bytes(_safetensors_with_empty_tensors(content, weights, n_empty))
+
+    def build(spec):
+        raise AssertionError("a network the weights do not describe was built")
+
+    monkeypatch.setattr(skvae._networks.NetworkSpec, "build", build)
+    with pytest.raises(ModelFileError, match=f"crafted.skvae.*{message}"):
+        load(crafted)
+
+
+def test_a_network_with_the_most_layers_fits_the_tensor_bound():
+    from skvae._networks import MAX_LAYERS, MAX_WEIGHT_TENSORS, NetworkSpec
+
+    deep = [1] * MAX_LAYERS
+    specs = [
+        NetworkSpec("dense", 4, 2, "gaussian", "relu", tuple(deep), (1, 1, 4), (), None),
+        NetworkSpec("dense", 4, 2, "mixed", "relu", tuple(deep), (1, 1, 4), (), None,
+                    (1, 1, 2), True),
+        NetworkSpec("conv", 4, 2, "gaussian", "relu", (), (1, 2, 2), tuple(deep), 3),
+        NetworkSpec("conv", 4, 2, "mixed", "relu", (), (1, 2, 2), tuple(deep), 3, (3, 1)),
+    ]
+    assert max(len(spec.weight_shapes()) for spec in specs) == MAX_WEIGHT_TENSORS
+
+
+# ---------------------------------------------- what a refused file seems to be
+
+
+def _model_file_with_header_size(content, weights, low_bytes):
+    """Model file bytes whose header length starts with the bytes ``low_bytes``.
+
+    The document is padded with trailing spaces (still the same JSON, and the
+    checksum covers it) until the header length has those low bytes.
+    """
+    for padding in range(0, 1 << (8 * len(low_bytes) + 4), 1):
+        document = json.dumps(content) + " " * padding
+        data = safetensors_bytes(weights, metadata={
+            "skvae": document, "skvae.sha256": _checksum(document, weights)})
+        if data[: len(low_bytes)] == low_bytes:
+            return data
+    raise AssertionError(f"no padding gives a header length starting {low_bytes!r}")
+
+
+@pytest.mark.parametrize("low_bytes", [b"", b"\x80"], ids=["any", "0x80"])
+def test_truncated_model_files_are_called_truncated_at_every_length(
+    model_file, tmp_path, low_bytes
+):
+    # A header length whose first byte is 0x80, the pickle protocol opcode,
+    # about 1 in 32 files, was reported as a pickle.
+    content, weights = read_model_file(model_file)
+    data = _model_file_with_header_size(content, weights, low_bytes)
+    assert load_bytes(data, tmp_path / "whole.skvae").n_features_in_ == 4
+    (header_size,) = struct.unpack("<Q", data[:8])
+    lengths = set(range(1, 40)) | set(range(8 + header_size - 20, 8 + header_size + 20))
+    lengths |= set(np.linspace(1, len(data) - 1, 60).astype(int).tolist())
+    for length in sorted(lengths):
+        with pytest.raises(ModelFileError) as error:
+            load_bytes(data[:length], tmp_path / "cut.skvae")
+        message = str(error.value)
+        assert "truncated" in message and "pickle" not in message, (length, message)
+
+
+def load_bytes(data, path):
+    path.write_bytes(data)
+    return load(path)
+
+
+def test_a_short_safetensors_header_starting_like_a_pickle_is_not_called_one(tmp_path):
+    # Header lengths 0x380 and 0x480 start with the bytes of pickle protocols 3 and 4.
+    for header_size in (0x380, 0x480, 0x280):
+        header = json.dumps({"__metadata__": {"note": "x"}}).encode().ljust(header_size)
+        data = struct.pack("<Q", header_size) + header
+        with pytest.raises(ModelFileError) as error:
+            load_bytes(data[: header_size // 2], tmp_path / "cut.skvae")
+        assert "truncated safetensors" in str(error.value)
+        assert "pickle" not in str(error.value)
+
+
+def test_pickles_of_every_protocol_and_joblib_files_are_called_pickles(tmp_path):
+    import joblib
+
+    objects = [None, {"weights": [1.0, 2.0]}, list(range(100)), np.arange(10.0)]
+    for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
+        for obj in objects:
+            data = pickle.dumps(obj, protocol=protocol)
+            for length in (len(data), max(len(data) // 2, 24)):
+                if length > len(data):
+                    continue
+                with pytest.raises(ModelFileError, match="a pickle"):
+                    load_bytes(data[:length], tmp_path / "model.pkl")
+    joblib.dump({"array": np.arange(1000.0), "name": "model"}, tmp_path / "model.joblib")
+    with pytest.raises(ModelFileError, match="a pickle"):
+        load(tmp_path / "model.joblib")
 
 
 @pytest.mark.parametrize(
