@@ -9,19 +9,17 @@ and call the model. Subclasses declare what they fit beyond the model
 (``_fit_extras``) and what of it the model file keeps (``_extra_entries``).
 """
 
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._convergence import warn_about_training
 from ._devices import resolve_device, tensors_on_cpu
-from ._draws import MAX_DRAWS
 from ._fitting import FitSettings, PreviousFit, fit_model
-from ._networks import ACTIVATIONS
+from ._networks import check_parameter_sizes
+from ._params import SHARED_PARAMETER_CONSTRAINTS
 from ._random import seed_from
 from ._state import estimator_state, fitted_attributes, fitted_attributes_from_state
 from ._training import TrainingHistory
@@ -34,34 +32,7 @@ class BaseVAE(BaseEstimator):
     Subclasses own their ``__init__`` and document the parameters.
     """
 
-    _parameter_constraints = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": ["array-like"],
-        "architecture": [StrOptions({"dense", "conv"})],
-        "image_shape": [tuple, None],
-        "conv_channels": ["array-like"],
-        "conv_dense_width": [Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
-        "categorical_features": ["array-like", StrOptions({"from_dtype"}), None],
-        "handle_unknown": [StrOptions({"error", "ignore"})],
-        "beta": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean", StrOptions({"auto"})],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        # Bounded: each row draws n_importance_samples * n_components normals.
-        "n_importance_samples": [Interval(Integral, 1, MAX_DRAWS, closed="both")],
-        # Bounded: each training row is decoded n_training_samples times.
-        "n_training_samples": [Interval(Integral, 1, 1000, closed="both")],
-        "device": [str, torch.device],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-    }
+    _parameter_constraints = dict(SHARED_PARAMETER_CONSTRAINTS)
 
     # Training policy per estimator. batch_size="auto": a conv network's CPU time
     # grows with the images, not the steps, so small batches cost it little per
@@ -75,6 +46,12 @@ class BaseVAE(BaseEstimator):
     _warns_at_max_iter = True
     # What the model file keeps beyond the model and the history (subclasses).
     _extra_entries = ()
+
+    def _validate_params(self):
+        # The widths in hidden_layer_sizes and conv_channels, which no constraint
+        # reaches: fit, save and load refuse the same parameters.
+        super()._validate_params()
+        check_parameter_sizes(self.get_params(deep=False))
 
     # ------------------------------------------------------------------ fitting
 

@@ -14,6 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 from ._transformer import VAETransformer
+from ._warnings import TrainingInterruptedWarning
 
 
 def _latent_accuracy(reducer, X_train, y_train, X_test, y_test):
@@ -22,9 +23,8 @@ def _latent_accuracy(reducer, X_train, y_train, X_test, y_test):
     return classifier.score(reducer.transform(X_test), y_test)
 
 
-# The estimators turn Ctrl-C during training into a RuntimeWarning saying so and
+# The estimators turn Ctrl-C during training into a TrainingInterruptedWarning and
 # keep the weights so far, which suits a user's own fit; the demo must stop.
-_INTERRUPTED_WARNING = r".*\binterrupted\b"
 
 
 def _fit_or_stop(vae, X):
@@ -34,14 +34,14 @@ def _fit_or_stop(vae, X):
     ------
     KeyboardInterrupt
         If the user interrupted the training, instead of the estimator's
-        RuntimeWarning.
+        TrainingInterruptedWarning.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        warnings.filterwarnings("error", message=_INTERRUPTED_WARNING, category=RuntimeWarning)
+        warnings.simplefilter("error", TrainingInterruptedWarning)
         try:
             vae.fit(X)
-        except RuntimeWarning as warning:
+        except TrainingInterruptedWarning as warning:
             raise KeyboardInterrupt(str(warning)) from None
     return vae
 

@@ -13,7 +13,6 @@ from ._base import BaseVAE
 from ._random import spawned_seed
 from ._state import FittedEntry
 from ._tables import _is_missing, is_dataframe
-from ._validation import validate_rows
 
 
 def _fit_indicator(X):

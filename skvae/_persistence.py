@@ -570,11 +570,11 @@ def _build(metadata, weights):
         estimator._validate_params()
     except _CONTENT_ERRORS as error:
         raise ModelFileError(f"it holds invalid parameters: {_first_line(error)}") from None
-    # The network is built under a private copy of torch's generator (layers draw
-    # initial weights even on the meta device), so loading leaves it alone.
+    # The network is laid out on torch's meta device, where building layers draws
+    # no random numbers: loading never touches torch's global generator (as a
+    # fork_rng around it would, under other threads' draws).
     try:
-        with torch.random.fork_rng(devices=[]):
-            estimator._set_fitted_state(fitted, weights)
+        estimator._set_fitted_state(fitted, weights)
     except _CONTENT_ERRORS as error:
         raise ModelFileError(f"its fitted state is invalid: {_first_line(error)}") from None
     return estimator

@@ -17,6 +17,7 @@ import numpy as np
 from ._model import FittedVAE
 from ._training import TrainingHistory
 
+
 @dataclass(frozen=True)
 class FittedEntry:
     """A fitted attribute beyond the model that the model file keeps.

@@ -19,7 +19,7 @@ from torch.func import functional_call
 
 from ._losses import trimmed_mean
 from ._progress import EpochReport
-from ._warnings import warn
+from ._warnings import TrainingInterruptedWarning, warn
 
 
 @dataclass
@@ -362,7 +362,7 @@ def train(module, batches, config, generator, optimizer, *, check_rows, X_val=No
                     if not progress.loss_curve
                     else ""
                 ),
-                RuntimeWarning,
+                TrainingInterruptedWarning,
             )
     result.history = TrainingHistory(
         list(progress.loss_curve), list(progress.validation_scores)

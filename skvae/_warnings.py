@@ -37,3 +37,11 @@ def warn(message, category):
     ):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
+
+
+class TrainingInterruptedWarning(RuntimeWarning):
+    """Ctrl-C stopped training; the estimator kept the weights of the last full epoch.
+
+    A class of its own so that callers which must stop instead (the demo) can
+    tell it from other runtime warnings without reading its text.
+    """

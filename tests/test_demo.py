@@ -14,7 +14,6 @@ import pytest
 import torch
 
 import skvae
-
 from skvae.__main__ import main
 from skvae._demo import run_demo
 

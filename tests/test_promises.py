@@ -93,8 +93,9 @@ def test_save_reads_one_model_while_another_fit_commits(correlated, tmp_path, mo
     np.testing.assert_array_equal(loaded.score_samples(X_a), first.score_samples(X_a))
 
 
-def test_fitting_never_touches_torchs_global_generator(correlated, monkeypatch):
-    """Class: process-wide random state used by a fit (fork_rng, manual_seed).
+def test_fitting_and_loading_never_touch_torchs_global_generator(correlated, tmp_path,
+                                                                 monkeypatch):
+    """Class: process-wide random state used by a fit or a load (fork_rng, manual_seed).
 
     Another thread's fit, or the user's own seeded torch draws, must not change
     a seeded fit, nor be changed by it; a fit that seeds or restores torch's
@@ -103,6 +104,7 @@ def test_fitting_never_touches_torchs_global_generator(correlated, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("torch's global generator was touched")
 
+    path = tmp_path / "model.skvae"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = small(VAETransformer, max_iter=2).fit(correlated[:200])
@@ -115,7 +117,10 @@ def test_fitting_never_touches_torchs_global_generator(correlated, monkeypatch):
         vae = small(VAETransformer, max_iter=2).fit(correlated[:200])
         codes = vae.encode(correlated)
         vae.partial_fit(correlated[200:300])
+        skvae.save(expected, path)
+        loaded = skvae.load(path)
     np.testing.assert_array_equal(codes, expected.encode(correlated))
+    np.testing.assert_array_equal(loaded.encode(correlated), codes)
 
 
 
