@@ -17,7 +17,8 @@ from sklearn.exceptions import ConvergenceWarning
 from skvae import ModelFileError, VAEImputer, VAETransformer, load, save
 from skvae._data import _STATS_BLOCK_ROWS, DataSpace
 from skvae._persistence import _checksum
-from skvae._tables import PandasMissingError, TableSchema
+from skvae import _tables
+from skvae._tables import TableSchema
 
 pd = pytest.importorskip("pandas")
 
@@ -272,8 +273,8 @@ def test_without_pandas_a_frame_model_names_pandas_instead_of_crashing(tmp_path)
 
 
 def test_the_missing_pandas_error_is_an_import_error_and_a_value_error():
-    assert issubclass(PandasMissingError, ImportError)
-    assert issubclass(PandasMissingError, ValueError)
+    assert issubclass(_tables.PandasMissingError, ImportError)
+    assert issubclass(_tables.PandasMissingError, ValueError)
 
 
 # ----------------------------------------- 16. dicts and lists in cells
