@@ -431,9 +431,13 @@ def _dtype_fits(dtype, cats, frame):
         return dtype == ("float64" if cats is None else "object")
     if cats is None:
         return dtype not in _CATEGORY_DTYPES or dtype in _BOOL_DTYPES
-    if dtype not in _CATEGORY_DTYPES:
-        return False
     families = {_type_family(v) for v in cats}
+    if dtype not in _CATEGORY_DTYPES:  # a numeric column named categorical
+        if dtype.lower().startswith(("int", "uint")):
+            low, high = _dtype_bounds(dtype)
+            return all(type(v) is int and low <= v <= high for v in cats)
+        return families == {"number"} and all(
+            abs(v) <= (_dtype_bounds(dtype) or (math.inf, math.inf))[1] for v in cats)
     if dtype in _BOOL_DTYPES:
         return families == {"bool"}
     if dtype.startswith("str"):
@@ -704,7 +708,7 @@ def _import_pandas():
         import pandas as pd
     except ImportError:
         raise PandasMissingError(
-            "this model was fitted on a pandas DataFrame and gives back DataFrames, "
+            "This model was fitted on a pandas DataFrame and gives back DataFrames, "
             "but pandas cannot be imported. Install pandas (pip install pandas).",
             name="pandas",
         ) from None
@@ -787,6 +791,8 @@ def _column_to_user(pd, values, cats, dtype, ordered):
         return pd.Categorical.from_codes(
             values, dtype=pd.CategoricalDtype(cats, ordered=ordered))
     chosen = np.array(cats, dtype=object)[values]
+    if dtype not in _CATEGORY_DTYPES:  # numbers named categorical: their dtype
+        return pd.array(chosen, dtype=dtype) if dtype[0] in "IUF" else chosen.astype(dtype)
     if dtype in _BOOL_DTYPES:
         return pd.array(chosen.astype(bool), dtype=dtype)
     if dtype.startswith("str"):

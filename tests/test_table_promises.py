@@ -107,6 +107,17 @@ def test_an_integer_column_with_placeholders_is_imputed_in_its_dtype(dtype):
     assert X["i"].dtype == dtype  # the input is left alone
 
 
+def test_numbers_named_categorical_keep_their_dtype_and_save(tmp_path):
+    X = table(k=pd.Series([1, 2, 3] * 20), f=np.array([0.5, 1.5] * 30, dtype=np.float32),
+              N=pd.array([1, None, 3] * 20, dtype="Int16"))
+    vae = fit_small(X, categorical_features=["k", "f", "N"])
+    save(vae, tmp_path / "model.skvae")
+    for model in (vae, load(tmp_path / "model.skvae")):
+        samples = model.sample(20, random_state=0)
+        assert samples.dtypes.tolist() == X.dtypes.tolist()
+        assert set(samples["k"]) <= {1, 2, 3} and set(samples["f"]) <= {0.5, 1.5}
+
+
 # --------------------------------------------------- 3. output overflow
 
 
@@ -320,8 +331,8 @@ def write_model_file(path, content, weights):
     path.write_bytes(safetensors_bytes(weights, metadata=metadata))
 
 
-def crafted(tmp_path, X, change):
-    save(fit_small(X), tmp_path / "model.skvae")
+def crafted(tmp_path, X, change, categorical_features="from_dtype"):
+    save(fit_small(X, categorical_features=categorical_features), tmp_path / "model.skvae")
     content, weights = read_model_file(tmp_path / "model.skvae")
     change(content["fitted"])
     write_model_file(tmp_path / "crafted.skvae", content, weights)
@@ -340,20 +351,32 @@ def _shift(j, value):
     return change
 
 
-@pytest.mark.parametrize("column, change, message", [
-    (pd.Series(["u", "v"] * 20, dtype="str"), _categories(1, [1, 2]), "does not fit"),
-    (pd.Series(["u", "v"] * 20, dtype="string"), _categories(1, [True, False]),
-     "does not fit"),
-    (pd.Series([True, False] * 20), _categories(1, [0, 1]), "does not fit"),
-    (pd.Series(["u", "v"] * 20, dtype=object), _categories(1, ["u", 1]), "does not fit"),
-    (np.linspace(60000, 65000, 40).astype(np.float16), _shift(1, 1e6),
-     "far outside the range .* float16"),
-    (np.arange(40, dtype=np.int8), _shift(1, 1e6), "far outside the range .* int8"),
-], ids=["str-ints", "string-bools", "bool-ints", "object-mixed", "float16-shift",
-        "int8-shift"])
-def test_crafted_files_whose_table_cannot_hold_their_samples_are_refused(
-        tmp_path, column, change, message):
-    path = crafted(tmp_path, table(n=40, c=column), change)
+AUTO, NAMED = "from_dtype", ["c"]  # integer columns are named, to craft their categories
+
+CRAFTED_TABLES = {
+    "str-ints": (pd.Series(["u", "v"] * 20, dtype="str"), AUTO, _categories(1, [1, 2]),
+                 "does not fit"),
+    "string-bools": (pd.Series(["u", "v"] * 20, dtype="string"), AUTO,
+                     _categories(1, [True, False]), "does not fit"),
+    "bool-ints": (pd.Series([True, False] * 20), AUTO, _categories(1, [0, 1]),
+                  "does not fit"),
+    "object-mixed": (pd.Series(["u", "v"] * 20, dtype=object), AUTO,
+                     _categories(1, ["u", 1]), "does not fit"),
+    "int8-300": (pd.Series([1, 2] * 20, dtype=np.int8), NAMED, _categories(1, [1, 300]),
+                 "does not fit"),
+    "int16-float": (pd.Series([1, 2] * 20, dtype=np.int16), NAMED,
+                    _categories(1, [1, 2.5]), "does not fit"),
+    "float16-shift": (np.linspace(60000, 65000, 40).astype(np.float16), AUTO,
+                      _shift(1, 1e6), "far outside the range .* float16"),
+    "int8-shift": (np.arange(40, dtype=np.int8), AUTO, _shift(1, 1e6),
+                   "far outside the range .* int8"),
+}
+
+
+@pytest.mark.parametrize("case", list(CRAFTED_TABLES))
+def test_crafted_files_whose_table_cannot_hold_their_samples_are_refused(tmp_path, case):
+    column, categorical_features, change, message = CRAFTED_TABLES[case]
+    path = crafted(tmp_path, table(n=40, c=column), change, categorical_features)
     with pytest.raises(ModelFileError, match=f"crafted.skvae.*{message}"):
         load(path)
 
