@@ -434,10 +434,10 @@ def _dtype_fits(dtype, cats, frame):
     families = {_type_family(v) for v in cats}
     if dtype not in _CATEGORY_DTYPES:  # a numeric column named categorical
         if dtype.lower().startswith(("int", "uint")):
-            low, high = _dtype_bounds(dtype)
-            return all(type(v) is int and low <= v <= high for v in cats)
-        return families == {"number"} and all(
-            abs(v) <= (_dtype_bounds(dtype) or (math.inf, math.inf))[1] for v in cats)
+            info = np.iinfo(dtype.lower())
+            return all(type(v) is int and info.min <= v <= info.max for v in cats)
+        largest = float(np.finfo(dtype.lower()).max)
+        return families == {"number"} and all(abs(v) <= largest for v in cats)
     if dtype in _BOOL_DTYPES:
         return families == {"bool"}
     if dtype.startswith("str"):
@@ -715,9 +715,12 @@ def _import_pandas():
     return pd
 
 
-# Bounded numeric dtypes: (low, high) of the values they hold. float64 holds
-# every finite code; bool columns hold a 0/1 threshold of any code.
 def _dtype_bounds(dtype):
+    """``(low, high)`` of the values a numeric ``dtype`` holds, as floats; or None.
+
+    None for float64, which holds every finite code, and for boolean columns,
+    which hold a 0/1 threshold of any code.
+    """
     name = dtype.lower()
     if name in ("float16", "float32"):
         info = np.finfo(name)
@@ -744,9 +747,10 @@ def _in_dtype_range(values, dtype, label):
         value = values[np.flatnonzero(far)[0]]
         raise ValueError(
             f"The model gives {value:.6g} for column {label}, far outside the range "
-            f"[{low:.6g}, {high:.6g}] of its dtype {dtype}: it describes data that "
-            "column cannot hold. Decode latent codes near those transform gives; "
-            "a model file that does this does not fit its own table."
+            f"[{low:.6g}, {high:.6g}] of its dtype {dtype}: data that column cannot "
+            "hold. Latent codes far from those of the training data decode to such "
+            "values (decode codes near those transform gives); a model file whose "
+            "samples do does not fit its own table."
         )
     if dtype.lower().startswith(("int", "uint")):
         values = np.rint(values)
