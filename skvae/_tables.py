@@ -148,9 +148,6 @@ class TableSchema:
         numeric = array.dtype.kind not in "OUS"
         if numeric and categorical_features in ("from_dtype", None):
             return cls([None] * array.shape[1])
-        if array.dtype.kind == "O":
-            for j in range(array.shape[1]):
-                _check_cells(array[:, j], j, None)
         mask = _categorical_mask(
             categorical_features, array.shape[1], None,
             lambda j: (not numeric) and _holds_non_numbers(array[:, j]),
@@ -164,7 +161,12 @@ class TableSchema:
             else:
                 categories.append(None)
         if not any(c is not None for c in categories):
+            # Numbers only: scikit-learn's validation converts them, and its
+            # TypeError for a dict or a list is the one its checks expect.
             return cls(categories)
+        for j in range(array.shape[1]):
+            if categories[j] is None and array.dtype.kind == "O":
+                _check_cells(array[:, j], j, None)
         dtypes = ["object" if c is not None else "float64" for c in categories]
         return cls(categories, dtypes=dtypes)
 
@@ -605,18 +607,18 @@ def _fit_categories(values, j, names, n_rows):
 
 
 def _check_cells(values, j, names):
-    """Every entry of an object column is missing, a number, a string or a boolean.
+    """Every entry of a numeric object column is missing, a number or a boolean.
 
     A dict, a list or a date in an array would otherwise surface as numpy's
-    "unhashable type" or "float() argument", naming no column.
+    "float() argument" or "setting an array element with a sequence", naming
+    no column.
     """
     for value in values:
-        if not (_is_missing(value) or isinstance(value, (numbers.Number, str, np.bool_))):
+        if not (_is_missing(value) or isinstance(value, (numbers.Number, np.bool_))):
             raise ValueError(
                 f"Column {_column_name(names, j)} of X holds {type(value).__name__} "
-                f"values such as {_short_repr(value)}; entries must be numbers, "
-                "strings or booleans. Convert the column (for example to strings) "
-                "or drop it."
+                f"values such as {_short_repr(value)}, but its other entries are "
+                "numbers. Convert the column to numbers, or drop it."
             )
 
 

@@ -298,9 +298,16 @@ def test_cells_holding_containers_are_refused_at_fit_naming_the_column(values, k
     X = table(n=40, d=pd.Series(values, dtype=object))
     with pytest.raises(ValueError, match=f"'d' of X holds {kind} values"):
         fit_small(X)
-    array = np.empty((40, 2), dtype=object)
-    array[:, 0], array[:, 1] = 1.0, pd.Series(values, dtype=object).to_numpy()
-    with pytest.raises(ValueError, match=f"Column 1 of X holds {kind} values"):
+    # In an object array whose other column holds categories; numbers-only arrays
+    # keep scikit-learn's validation and its TypeError.
+    array = np.empty((40, 3), dtype=object)
+    array[:, 0], array[:, 1] = 1.0, ["u", "v"] * 20
+    array[:, 2] = pd.Series(values, dtype=object).to_numpy()
+    array[0, 2] = 2.0
+    with pytest.raises(ValueError, match=f"Column 2 of X holds {kind} values"):
+        fit_small(array)
+    array[:, 2] = pd.Series(values, dtype=object).to_numpy()
+    with pytest.raises(ValueError, match=f"Column 2 of X holds {kind} values"):
         fit_small(array)
 
 
