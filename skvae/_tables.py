@@ -208,6 +208,7 @@ class TableSchema:
                     dtypes[j] = np.dtype(np.float64)
                 if str(dtypes[j]) == "float64" and integer_dtypes.get(j) in _KNOWN_DTYPES:
                     dtypes[j] = np.dtype(integer_dtypes[j])
+                    _check_exact_in_float64(column, dtypes[j], names, j)
                 categories.append(None)
                 ordered.append(False)
                 continue

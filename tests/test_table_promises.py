@@ -107,6 +107,12 @@ def test_an_integer_column_with_placeholders_is_imputed_in_its_dtype(dtype):
     assert X["i"].dtype == dtype  # the input is left alone
 
 
+def test_integers_beyond_float64_are_refused_with_placeholders_too():
+    X = table(i=np.array([2**60, -1, 5] * 20, dtype=np.int64))
+    with pytest.raises(ValueError, match="'i' of X holds integers beyond 2"):
+        fit_small(X, VAEImputer, missing_values=-1)
+
+
 def test_numbers_named_categorical_keep_their_dtype_and_save(tmp_path):
     X = table(k=pd.Series([1, 2, 3] * 20), f=np.array([0.5, 1.5] * 30, dtype=np.float32),
               N=pd.array([1, None, 3] * 20, dtype="Int16"))
