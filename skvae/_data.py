@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 import torch
 
-from ._likelihoods import check_support, choose_likelihood, outside_support
+from ._likelihoods import BOUND_TOLERANCE, check_support, outside_support
 from ._tables import MAX_LEVELS
 from ._warnings import warn
 
@@ -66,6 +66,68 @@ def _streamed_mean_std(X):
     for block in _row_blocks(X):
         squares += np.nansum((block.astype(np.float64) - mean) ** 2, axis=0)
     return mean, np.sqrt(squares / count)
+
+
+def _binary_statistics(X):
+    """``(observed, largest, farthest)`` of the observed entries of ``X``.
+
+    ``observed`` counts them; ``largest`` is the largest magnitude and
+    ``farthest`` the largest distance from the nearer of 0 and 1. Counts add
+    up and maxima combine exactly over row blocks, so data read in blocks get
+    the statistics of the same data in memory, whatever a block holds (one that
+    is all missing adds nothing).
+    """
+    observed = X.size - np.count_nonzero(np.isnan(X))
+    if observed == 0:
+        return 0, 0.0, 0.0
+    magnitude = np.abs(X)
+    farthest = np.nanmax(np.minimum(magnitude, np.abs(X - 1.0)))
+    return observed, float(np.nanmax(magnitude)), float(farthest)
+
+
+def _choose_likelihood(X):
+    """The likelihood ``likelihood="auto"`` picks for ``X``: Bernoulli for 0/1 data.
+
+    Binary data: every observed value is 0 or 1 up to a rounding error
+    (``BOUND_TOLERANCE``) *relative to the data's scale*, their largest
+    magnitude, as StandardScaler's tolerances are: MinMaxScaler's output may
+    read 1.0000000000000004 or -1e-12 and stays binary, while continuous data
+    around 5e-7 (all within an absolute 1e-6 of 0) are data at their own scale,
+    Gaussian. Nothing observed: Gaussian. Streamed data are read in row blocks
+    and give the choice of the same data in memory.
+    """
+    blocks = _row_blocks(X) if is_streamed(X) else [X]
+    observed, largest, farthest = 0, 0.0, 0.0
+    for block in blocks:
+        n, block_largest, block_farthest = _binary_statistics(block)
+        observed += n
+        largest, farthest = max(largest, block_largest), max(farthest, block_farthest)
+    binary = observed > 0 and farthest <= BOUND_TOLERANCE * largest
+    return "bernoulli" if binary else "gaussian"
+
+
+def _constant_columns(mean, std, count):
+    """Columns whose spread is rounding error of their mean, as in StandardScaler.
+
+    scikit-learn's ``_is_constant_feature``: the variance is below the error
+    that computing it in float64 over ``count`` values may leave, which scales
+    with the mean. A spread of 1e-16 around 0 is data; the same spread around
+    1e6 is rounding.
+    """
+    eps = np.finfo(np.float64).eps
+    # var <= count * eps * var + (count * mean * eps)**2, solved for the standard
+    # deviation so that nothing is squared: no overflow for means near 1e300.
+    return std * np.sqrt(np.maximum(0.0, 1.0 - count * eps)) <= count * np.abs(mean) * eps
+
+
+def _observed_counts(X):
+    """Per column, the number of entries that are not NaN (in blocks if streamed)."""
+    if not has_missing(X):
+        return np.full(X.shape[1], float(X.shape[0]))
+    counts = np.zeros(X.shape[1])
+    for block in _row_blocks(X) if is_streamed(X) else [X]:
+        counts += np.count_nonzero(~np.isnan(block), axis=0)
+    return counts
 
 
 KINDS = ("gaussian", "bernoulli", "categorical")
@@ -136,11 +198,7 @@ class DataSpace:
         streamed = is_streamed(X)
         if not any(levels):
             if likelihood == "auto":
-                if streamed:
-                    binary = all(choose_likelihood(b) == "bernoulli" for b in _row_blocks(X))
-                    likelihood = "bernoulli" if binary else "gaussian"
-                else:
-                    likelihood = choose_likelihood(X)
+                likelihood = _choose_likelihood(X)
             else:
                 check_support(X, likelihood, estimator_name=estimator_name)
             kinds = [likelihood] * X.shape[1]
@@ -150,7 +208,7 @@ class DataSpace:
                 if n_levels:
                     kinds.append("categorical")
                 elif likelihood == "auto":
-                    kinds.append(choose_likelihood(X[:, j]))
+                    kinds.append(_choose_likelihood(X[:, j]))
                 else:
                     check_support(X[:, j], likelihood, estimator_name=estimator_name,
                                   what=f"column {j} of X")
@@ -180,8 +238,10 @@ class DataSpace:
                 f"up to {np.nanmax(np.abs(X)):.3g}). Rescale X, for example with "
                 "StandardScaler, before fitting."
             )
-        # Constant features keep unit scale, as in StandardScaler.
-        scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(1, np.abs(shift))] = 1.0
+        # Constant features keep unit scale, as in StandardScaler; constant
+        # relative to the column's own mean, not to 1.
+        constant = gaussian & _constant_columns(shift, scale, _observed_counts(X))
+        scale[constant] = 1.0
         return cls(kinds, shift, scale, levels)
 
     @property

@@ -327,10 +327,21 @@ def _placeholders_as_nan(X, missing_values):
     if _is_missing(missing_values):
         return X
     if is_dataframe(X):
+        from ._tables import INTEGER_DTYPES_ATTR
+
         mask = X.isin([missing_values])
         if not mask.to_numpy().any():
             return X
+        # Masking turns an integer column into float64: say which dtype it had,
+        # so that the imputed table gives it back (an int64 column stays int64).
+        integers = {
+            j: str(dtype) for j, dtype in enumerate(X.dtypes)
+            if getattr(dtype, "kind", None) in ("i", "u") and str(dtype).islower()
+            and mask.iloc[:, j].any()
+        }
         X = X.mask(mask)
+        if integers:
+            X.attrs = {**X.attrs, INTEGER_DTYPES_ATTR: integers}
         for label in X.columns[(X.dtypes == "category").to_numpy()]:
             # A placeholder is not a level: drop it from the categories too.
             if missing_values in X[label].cat.categories:

@@ -29,6 +29,12 @@ MAX_LEVELS = 1000
 _ID_MIN_LEVELS = 50
 
 
+# Key of ``DataFrame.attrs`` naming, by column position, the numpy integer dtype
+# a column had before an imputer's placeholders were masked to NaN (which made
+# it float64); the schema records that dtype, so the column comes back in it.
+INTEGER_DTYPES_ATTR = "skvae.integer_dtypes"
+
+
 def is_dataframe(X):
     """Whether ``X`` is a pandas DataFrame, without importing pandas."""
     return type(X).__module__.startswith("pandas") and hasattr(X, "iloc") and hasattr(
@@ -155,14 +161,21 @@ class TableSchema:
             else:
                 categories.append(None)
         if not any(c is not None for c in categories):
+            # Numbers only: scikit-learn's validation converts them, and its
+            # TypeError for a dict or a list is the one its checks expect.
             return cls(categories)
+        for j in range(array.shape[1]):
+            if categories[j] is None and array.dtype.kind == "O":
+                _check_cells(array[:, j], j, None)
         dtypes = ["object" if c is not None else "float64" for c in categories]
         return cls(categories, dtypes=dtypes)
 
     @classmethod
     def _fit_frame(cls, X, categorical_features, estimator_name):
+        columns = _column_labels(X.columns, estimator_name)
         names = [str(c) for c in X.columns]
         dtypes = [X.dtypes.iloc[j] for j in range(X.shape[1])]
+        integer_dtypes = getattr(X, "attrs", {}).get(INTEGER_DTYPES_ATTR, {})
         mask = _categorical_mask(
             categorical_features, X.shape[1], names,
             lambda j: _categorical_dtype(dtypes[j]),
@@ -179,6 +192,8 @@ class TableSchema:
             if not mask[j]:
                 if _numeric_dtype(dtypes[j]):
                     _check_exact_in_float64(column, dtypes[j], names, j)
+                elif str(dtypes[j]) in _BOOL_DTYPES:
+                    pass  # 0/1 numbers, given back as booleans
                 elif not _categorical_dtype(dtypes[j]) or str(dtypes[j]) == "category":
                     raise ValueError(
                         f"Column {_column_name(names, j)} of X has dtype {dtypes[j]}, "
@@ -191,16 +206,22 @@ class TableSchema:
                     # numbers written as text, given back as float64.
                     _numbers(column.to_numpy(dtype=object), j, names)
                     dtypes[j] = np.dtype(np.float64)
+                if str(dtypes[j]) == "float64" and integer_dtypes.get(j) in _KNOWN_DTYPES:
+                    dtypes[j] = np.dtype(integer_dtypes[j])
+                    _check_exact_in_float64(column, dtypes[j], names, j)
                 categories.append(None)
                 ordered.append(False)
                 continue
             if str(dtypes[j]) == "category":
                 cats = [_python_value(v) for v in dtypes[j].categories]
                 _check_category_types(cats, names, j)
-                values = column.dropna().unique()
-                if len(values) == 0:
+                observed = column.dropna()
+                if len(observed) == 0:
                     _raise_all_missing(names, j)
-                _check_level_count(len(cats), len(column.dropna()), names, j)
+                _check_declared_levels(len(cats), names, j)
+                # The identifier rule is about the data: unused declared levels
+                # (195 countries, 20 of them in the table) say nothing about it.
+                _check_level_count(observed.nunique(), len(observed), names, j)
                 categories.append(cats)
                 ordered.append(bool(dtypes[j].ordered))
             else:
@@ -209,9 +230,6 @@ class TableSchema:
                                     X.shape[0])
                 )
                 ordered.append(False)
-        columns = [_python_value(c) for c in X.columns]
-        if not all(type(c) in (str, int) for c in columns):
-            columns = None
         return cls(categories, dtypes=[str(d) for d in dtypes], ordered=ordered,
                    frame=True, columns=columns)
 
@@ -253,30 +271,80 @@ class TableSchema:
     def to_user(self, codes, dtype=np.float64, index=None):
         """Codes (NaN-free) in the user's format: a DataFrame when ``fit`` saw one.
 
-        Numeric columns keep their fitted dtype (integer columns are rounded);
-        categorical columns give back their categories, in their fitted dtype.
-        Without a DataFrame, all-numeric tables give an array of ``dtype`` and
-        tables with categories an object array. ``index`` labels the rows of
-        a DataFrame (the index of the frame they came from).
+        Numeric columns keep their fitted dtype: integer columns are rounded,
+        and values a little beyond the range of a column's dtype (a draw past
+        the largest float16, a count below 0 in a uint8 column) are given as the
+        nearest value it holds. Categorical columns give back their categories,
+        in their fitted dtype. Without a DataFrame, all-numeric tables give an
+        array of ``dtype`` and tables with categories an object array.
+        ``index`` labels the rows of a DataFrame (the index of the frame they
+        came from).
+
+        Raises
+        ------
+        ValueError
+            For codes that no value of their column can stand for (see
+            :meth:`check_codes`), naming the column.
+        PandasMissingError
+            When ``fit`` saw a DataFrame and pandas cannot be imported.
         """
+        if not self.frame and not self.has_categorical:
+            return codes.astype(dtype, copy=False)  # arrays of numbers: as always
+        columns = self.check_codes(codes)
         if not self.frame:
-            if not self.has_categorical:
-                return codes.astype(dtype, copy=False)
             out = np.empty(codes.shape, dtype=object)
             for j, cats in enumerate(self.categories):
-                if cats is None:
-                    out[:, j] = codes[:, j]
-                else:
-                    out[:, j] = np.array(cats, dtype=object)[codes[:, j].astype(np.intp)]
+                out[:, j] = columns[j] if cats is None else np.array(
+                    cats, dtype=object)[columns[j]]
             return out
-        import pandas as pd
-
-        data = {}
+        pd = _import_pandas()
         labels = self.columns if self.columns is not None else list(range(self.n_columns))
+        data = {}
         for j, cats in enumerate(self.categories):
-            data[labels[j]] = _column_to_user(pd, codes[:, j], cats, self.dtypes[j],
-                                              self.ordered[j])
-        return pd.DataFrame(data, columns=labels, index=index)
+            try:
+                data[labels[j]] = _column_to_user(pd, columns[j], cats, self.dtypes[j],
+                                                  self.ordered[j])
+            except (TypeError, ValueError) as error:  # a crafted file's categories
+                raise ValueError(
+                    f"column {self._label(j)} cannot be given back as "
+                    f"{self.dtypes[j]}: {error}"
+                ) from None
+        frame = pd.DataFrame(data, columns=labels)
+        if index is not None:
+            frame.index = index
+        return frame
+
+    def check_codes(self, codes):
+        """Per column, the values ``codes`` stand for, checked; needs no pandas.
+
+        Numeric columns give float64 values (integers for integer dtypes, rounded
+        and saturated at the dtype's bounds); categorical columns give the
+        positions of their categories.
+
+        Raises
+        ------
+        ValueError
+            For a NaN or infinite code; a code farther beyond the range of its
+            column's dtype than the range is wide, which is no rounding of a
+            value the column holds but a model of other data (or of nothing); or
+            a categorical code that is no category. Naming the column.
+        """
+        columns = []
+        for j, cats in enumerate(self.categories):
+            values = codes[:, j]
+            if not np.all(np.isfinite(values)):
+                raise ValueError(
+                    f"The model gives NaN or infinite values for column {self._label(j)}."
+                )
+            if cats is not None:
+                columns.append(_category_positions(values, len(cats), self._label(j)))
+            else:
+                dtype = self.dtypes[j] if self.dtypes is not None else "float64"
+                columns.append(_in_dtype_range(values, dtype, self._label(j)))
+        return columns
+
+    def _label(self, j):
+        return repr(self.columns[j]) if self.columns is not None else str(j)
 
     # -------------------------------------------------------------- persistence
 
@@ -331,12 +399,7 @@ class TableSchema:
         if columns is not None and len(set(columns)) != len(columns):
             raise ValueError("the table schema repeats column labels.")
         for j, cats in enumerate(categories if dtypes is not None else []):
-            categorical_dtype = dtypes[j] in _CATEGORY_DTYPES
-            if (cats is not None) != categorical_dtype or (
-                dtypes[j] in ("bool", "boolean") and not set(cats) <= {False, True}
-                or any(type(v) is bool for v in cats or []) and dtypes[j] not in (
-                    "bool", "boolean", "object", "category")
-            ):
+            if not _dtype_fits(dtypes[j], cats, frame):
                 raise ValueError(f"the table schema's dtype of column {j} does not fit "
                                  "its categories.")
         return cls(categories, dtypes, ordered, frame, columns)
@@ -354,6 +417,35 @@ _KNOWN_DTYPES = frozenset(
 
 # dtypes of categorical columns; every other known dtype holds numbers.
 _CATEGORY_DTYPES = frozenset(["object", "category", "string", "str", "bool", "boolean"])
+# Boolean columns are categories, or 0/1 numbers when categorical_features
+# leaves them out.
+_BOOL_DTYPES = frozenset(["bool", "boolean"])
+
+
+def _dtype_fits(dtype, cats, frame):
+    """Whether a recorded dtype can give back a column with categories ``cats``.
+
+    What fit records: a numeric (or, for 0/1 numbers, boolean) dtype for a
+    numeric column; for a categorical one, booleans in a boolean dtype, strings
+    in a string dtype, values of one type in an object column (a pandas
+    category dtype may mix them). Without a frame, "float64" and "object".
+    """
+    if not frame:
+        return dtype == ("float64" if cats is None else "object")
+    if cats is None:
+        return dtype not in _CATEGORY_DTYPES or dtype in _BOOL_DTYPES
+    families = {_type_family(v) for v in cats}
+    if dtype not in _CATEGORY_DTYPES:  # a numeric column named categorical
+        if dtype.lower().startswith(("int", "uint")):
+            info = np.iinfo(dtype.lower())
+            return all(type(v) is int and info.min <= v <= info.max for v in cats)
+        largest = float(np.finfo(dtype.lower()).max)
+        return families == {"number"} and all(abs(v) <= largest for v in cats)
+    if dtype in _BOOL_DTYPES:
+        return families == {"bool"}
+    if dtype.startswith("str"):
+        return families == {"str"}
+    return dtype == "category" or len(families) == 1
 
 
 def _n_columns(X):
@@ -423,11 +515,55 @@ def _categorical_mask(categorical_features, n_columns, names, from_dtype):
     return mask
 
 
+def _column_labels(labels, estimator_name):
+    """The column labels of a DataFrame as Python values, checked.
+
+    Outputs give the labels back, and a model file must give back the same ones
+    after a load: only distinct strings and integers can be both. Other labels
+    (tuples of a MultiIndex, Timestamps, floats) are refused here rather than
+    given back as 0, 1, 2.
+
+    Raises
+    ------
+    ValueError
+        Naming the labels that are neither strings nor integers, or repeated.
+    """
+    values = [_python_value(c) for c in labels]
+    odd = [c for c in values if type(c) not in (str, int)]
+    if odd:
+        shown = ", ".join(f"{c!r} ({type(c).__name__})" for c in odd[:3])
+        raise ValueError(
+            f"X has column labels that are neither strings nor integers: {shown}"
+            f"{', ...' if len(odd) > 3 else ''}. {estimator_name} gives back the "
+            "labels it was fitted on, and a model file stores only strings and "
+            "integers. Rename the columns first, for example X.columns = "
+            "['_'.join(map(str, c)) if isinstance(c, tuple) else str(c) for c in "
+            "X.columns]."
+        )
+    if len(set(values)) != len(values):
+        repeated = sorted({c for c in values if values.count(c) > 1}, key=str)
+        raise ValueError(
+            f"X repeats the column labels {repeated[:5]!r}; {estimator_name} needs "
+            "each column to have its own label. Rename or drop the repeated columns."
+        )
+    return values
+
+
 def _raise_all_missing(names, j):
     raise ValueError(
         f"Column {_column_name(names, j)} of X is missing in every row, so nothing "
         "can be learned about it. Drop the column."
     )
+
+
+def _check_declared_levels(n_levels, names, j):
+    """A category dtype declaring more than MAX_LEVELS levels: a softmax too wide."""
+    if n_levels > MAX_LEVELS:
+        raise ValueError(
+            f"Categorical column {_column_name(names, j)} of X declares {n_levels} "
+            f"categories, more than the {MAX_LEVELS} a model can have. Drop the "
+            "unused ones (.cat.remove_unused_categories()) or group them."
+        )
 
 
 def _check_level_count(n_levels, n_observed, names, j):
@@ -446,6 +582,10 @@ def _fit_categories(values, j, names, n_rows):
     if not observed:
         _raise_all_missing(names, j)
     families = {_type_family(v) for v in observed}
+    if len(families) == 1:
+        # Before any set or sort: a dict or a list cannot be hashed, and the
+        # error must name the column, not say "unhashable type".
+        _check_category_types(observed, names, j)
     if len(families) > 1:
         raise ValueError(
             f"Column {_column_name(names, j)} of X mixes values of types "
@@ -453,7 +593,6 @@ def _fit_categories(values, j, names, n_rows):
             "example .astype(str)) before fitting."
         )
     distinct = set(observed)
-    _check_category_types(distinct, names, j)
     if families == {"number"} and any(not math.isfinite(v) for v in distinct):
         raise ValueError(
             f"Categorical column {_column_name(names, j)} of X holds an infinite value."
@@ -466,6 +605,27 @@ def _fit_categories(values, j, names, n_rows):
             f"The categories of column {_column_name(names, j)} of X cannot be ordered; "
             "convert the column to strings."
         ) from None
+
+
+def _check_cells(values, j, names):
+    """Every entry of a numeric object column is missing, a number or a boolean.
+
+    A dict, a list or a date in an array would otherwise surface as numpy's
+    "float() argument" or "setting an array element with a sequence", naming
+    no column.
+    """
+    for value in values:
+        if not (_is_missing(value) or isinstance(value, (numbers.Number, np.bool_))):
+            raise ValueError(
+                f"Column {_column_name(names, j)} of X holds {type(value).__name__} "
+                f"values such as {_short_repr(value)}, but its other entries are "
+                "numbers. Convert the column to numbers, or drop it."
+            )
+
+
+def _short_repr(value, width=40):
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _check_category_types(categories, names, j):
@@ -518,11 +678,15 @@ def _category_codes(values, cats, j, names, handle_unknown):
         if _is_missing(v):
             codes[i] = np.nan
             continue
-        code = lookup.get(_python_value(v))
+        try:
+            code = lookup.get(_python_value(v))
+        except TypeError:  # a dict or a list: unhashable, so no category
+            code = None
         if code is None:
             if handle_unknown == "error":
                 raise ValueError(
-                    f"Column {_column_name(names, j)} of X holds the category {v!r}, "
+                    f"Column {_column_name(names, j)} of X holds the category "
+                    f"{_short_repr(v)}, "
                     f"which fit never saw (it saw {len(cats)}: {cats[:5]!r}"
                     f"{'...' if len(cats) > 5 else ''}). Pass handle_unknown='ignore' "
                     "to treat unseen categories as missing values."
@@ -532,25 +696,114 @@ def _category_codes(values, cats, j, names, handle_unknown):
     return codes
 
 
-def _column_to_user(pd, codes, cats, dtype, ordered):
+class PandasMissingError(ImportError, ValueError):
+    """pandas is needed (a model fitted on a DataFrame gives back DataFrames) but absent.
+
+    An ``ImportError``, as missing packages are; also a ``ValueError``, so that
+    :func:`skvae.load`, which checks that a model gives back its own samples,
+    refuses such a file with a :class:`~skvae.ModelFileError` naming pandas
+    instead of failing half-way.
+    """
+
+
+def _import_pandas():
+    try:
+        import pandas as pd
+    except ImportError:
+        raise PandasMissingError(
+            "This model was fitted on a pandas DataFrame and gives back DataFrames, "
+            "but pandas cannot be imported. Install pandas (pip install pandas).",
+            name="pandas",
+        ) from None
+    return pd
+
+
+def _dtype_bounds(dtype):
+    """``(low, high)`` of the values a numeric ``dtype`` holds, as floats; or None.
+
+    None for float64, which holds every finite code, and for boolean columns,
+    which hold a 0/1 threshold of any code.
+    """
+    name = dtype.lower()
+    if name in ("float16", "float32"):
+        info = np.finfo(name)
+        return float(info.min), float(info.max)
+    if name.startswith(("int", "uint")):
+        info = np.iinfo(name)
+        return float(info.min), float(info.max)
+    return None
+
+
+def _in_dtype_range(values, dtype, label):
+    """Numeric codes as values of ``dtype``: rounded for integers, saturated at its bounds.
+
+    Raises ``ValueError`` for a code beyond the bounds by more than their
+    distance apart.
+    """
+    bounds = _dtype_bounds(dtype)
+    if bounds is None:
+        return values
+    low, high = bounds
+    width = high - low
+    far = (values < low - width) | (values > high + width)
+    if far.any():
+        value = values[np.flatnonzero(far)[0]]
+        raise ValueError(
+            f"The model gives {value:.6g} for column {label}, far outside the range "
+            f"[{low:.6g}, {high:.6g}] of its dtype {dtype}: data that column cannot "
+            "hold. Latent codes far from those of the training data decode to such "
+            "values (decode codes near those transform gives); a model file whose "
+            "samples do does not fit its own table."
+        )
+    if dtype.lower().startswith(("int", "uint")):
+        values = np.rint(values)
+    return np.clip(values, low, high)
+
+
+def _category_positions(values, n_levels, label):
+    positions = values.astype(np.intp)
+    if np.any(positions != values) or np.any((positions < 0) | (positions >= n_levels)):
+        raise ValueError(
+            f"The model gives codes for column {label} that are none of its "
+            f"{n_levels} categories."
+        )
+    return positions
+
+
+def _as_integers(values, dtype):
+    """Rounded, in-range floats as ``dtype``, exactly: float(2**63 - 1) is 2**63.
+
+    A plain cast of 2**63 to int64 wraps to -2**63; the saturated ends are set
+    after the cast instead.
+    """
+    info = np.iinfo(dtype)
+    high = values >= float(info.max)
+    low = values <= float(info.min)
+    out = np.where(high | low, 0.0, values).astype(dtype)
+    out[high] = info.max
+    out[low] = info.min
+    return out
+
+
+def _column_to_user(pd, values, cats, dtype, ordered):
+    """One column as pandas gives it back: ``values`` from :meth:`TableSchema.check_codes`."""
     if cats is None:
         if dtype in ("float64", "float32", "float16", "Float64", "Float32"):
-            return pd.array(codes, dtype=dtype) if dtype[0] == "F" else codes.astype(dtype)
-        if dtype in ("bool", "boolean"):
-            return codes >= 0.5
-        # Integer columns: the nearest integer, clipped to the dtype's range.
-        info = np.iinfo(dtype.lower())
-        rounded = np.clip(np.rint(codes), info.min, info.max)
-        if dtype[0] in "IU":
-            return pd.array(rounded.astype(dtype.lower()), dtype=dtype)
-        return rounded.astype(dtype)
-    index = codes.astype(np.intp)
+            return pd.array(values, dtype=dtype) if dtype[0] == "F" else values.astype(dtype)
+        if dtype in _BOOL_DTYPES:
+            return pd.array(values >= 0.5, dtype=dtype)
+        integers = _as_integers(values, dtype.lower())
+        return pd.array(integers, dtype=dtype) if dtype[0] in "IU" else integers
     if dtype == "category":
         return pd.Categorical.from_codes(
-            index, dtype=pd.CategoricalDtype(cats, ordered=ordered))
-    values = np.array(cats, dtype=object)[index]
-    if dtype in ("bool", "boolean"):
-        return pd.array(values.astype(bool), dtype=dtype)
+            values, dtype=pd.CategoricalDtype(cats, ordered=ordered))
+    chosen = np.array(cats, dtype=object)[values]
+    if dtype not in _CATEGORY_DTYPES:  # numbers named categorical: their dtype
+        return pd.array(chosen, dtype=dtype) if dtype[0] in "IUF" else chosen.astype(dtype)
+    if dtype in _BOOL_DTYPES:
+        return pd.array(chosen.astype(bool), dtype=dtype)
     if dtype.startswith("str"):
-        return pd.array(values, dtype=dtype)
-    return values
+        return pd.array(chosen, dtype=dtype)
+    # An object column stays one: a plain object array in a frame becomes
+    # pandas 3's str dtype.
+    return pd.Series(chosen, dtype=object)

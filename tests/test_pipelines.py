@@ -11,7 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from skvae import VAETransformer
-from skvae._likelihoods import choose_likelihood
+from skvae._data import _choose_likelihood as choose_likelihood
 
 DATASETS = {"wine": load_wine, "breast_cancer": load_breast_cancer,
             "diabetes": load_diabetes, "digits": load_digits}
