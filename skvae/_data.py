@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 import torch
 
-from ._likelihoods import BOUND_TOLERANCE, check_support, outside_support
+from ._likelihoods import BOUND_TOLERANCE, outside_support, refuse_outside_support
 from ._tables import MAX_LEVELS
 from ._warnings import warn
 
@@ -200,7 +200,7 @@ class DataSpace:
             if likelihood == "auto":
                 likelihood = _choose_likelihood(X)
             else:
-                check_support(X, likelihood, estimator_name=estimator_name)
+                refuse_outside_support(X, likelihood, estimator_name=estimator_name)
             kinds = [likelihood] * X.shape[1]
         else:
             kinds = []
@@ -210,7 +210,7 @@ class DataSpace:
                 elif likelihood == "auto":
                     kinds.append(_choose_likelihood(X[:, j]))
                 else:
-                    check_support(X[:, j], likelihood, estimator_name=estimator_name,
+                    refuse_outside_support(X[:, j], likelihood, estimator_name=estimator_name,
                                   what=f"column {j} of X")
                     kinds.append(likelihood)
         n_features = X.shape[1]
@@ -284,10 +284,6 @@ class DataSpace:
             (~np.isnan(block)) @ log_scale for block in _row_blocks(X, _NAN_BLOCK_ROWS)
         ])
 
-    @property
-    def is_identity(self):
-        return not self.shift.any() and bool(np.all(self.scale == 1.0))
-
     def check_support(self, X, *, estimator_name, what="X", clip=False):
         """Refuse, or with ``clip`` warn about, values the likelihood cannot model.
 
@@ -307,7 +303,7 @@ class DataSpace:
         if bounds is None:
             return
         if not clip:
-            check_support(X, "bernoulli", estimator_name=estimator_name, what=what)
+            refuse_outside_support(X, "bernoulli", estimator_name=estimator_name, what=what)
         warn(
             f"{what} contains values outside [0, 1] (min={bounds[0]:.6g}, "
             f"max={bounds[1]:.6g}), which the 'bernoulli' likelihood of this "

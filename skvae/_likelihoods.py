@@ -257,26 +257,6 @@ LIKELIHOODS = {
 BOUND_TOLERANCE = 1e-6
 
 
-def choose_likelihood(X):
-    """Name of the likelihood that ``likelihood="auto"`` picks for data ``X``.
-
-    ``"bernoulli"`` for binary data: every value 0 or 1 (within
-    ``BOUND_TOLERANCE``). ``"gaussian"`` for everything else, grey levels and
-    continuous features rescaled into [0, 1] included. The rule depends on what
-    the values are, not on how many of them are which, so every cross-validation
-    fold of the same data gets the same choice (a rule on the share of values at
-    0 or 1 flips for data near its threshold). Grey-level images in [0, 1] are
-    usually modelled as Bernoulli: ask for it with ``likelihood="bernoulli"``.
-    """
-    n_observed = X.size - np.count_nonzero(np.isnan(X))  # missing entries say nothing
-    if n_observed == 0:
-        return GaussianLikelihood.name
-    binary = np.count_nonzero(np.abs(X) <= BOUND_TOLERANCE) + np.count_nonzero(
-        np.abs(X - 1.0) <= BOUND_TOLERANCE
-    )
-    return BernoulliLikelihood.name if binary == n_observed else GaussianLikelihood.name
-
-
 def outside_support(X, likelihood):
     """``(min, max)`` of ``X`` if it holds values the likelihood cannot model, else None.
 
@@ -296,7 +276,7 @@ def outside_support(X, likelihood):
     return None
 
 
-def check_support(X, likelihood, *, estimator_name, what="X"):
+def refuse_outside_support(X, likelihood, *, estimator_name, what="X"):
     """Raise ``ValueError`` if ``X`` holds values the likelihood cannot model."""
     bounds = outside_support(X, likelihood)
     if bounds is not None:

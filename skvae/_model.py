@@ -306,7 +306,9 @@ class FittedVAE:
                 self.sample_rows(2, 0, return_mean=False),
                 self.sample_rows(2, 0, return_mean=True),
             ]
-            self.schema.to_user(outputs[3])  # categories and dtypes fit
+            # The samples fit the columns' categories and dtype ranges; checked on
+            # codes, so a model fitted on a frame loads where pandas is absent.
+            self.schema.check_codes(outputs[3])
         except ValueError as error:
             raise ValueError(f"the model it describes does not work ({error})") from None
         if not all(np.all(np.isfinite(values)) for values in outputs):

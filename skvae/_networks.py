@@ -154,7 +154,6 @@ class ConvEncoder(nn.Module):
     def __init__(self, image_shape, conv_channels, dense_width, n_components, activation):
         super().__init__()
         self.image_shape = tuple(image_shape)
-        self.n_components = n_components
         n_channels, height, width = self.image_shape
         layers = []
         for channels in conv_channels:

@@ -9,9 +9,9 @@ from skvae._likelihoods import (
     MIN_VARIANCE,
     BernoulliLikelihood,
     GaussianLikelihood,
-    check_support,
-    choose_likelihood,
+    refuse_outside_support,
 )
+from skvae._data import _choose_likelihood
 
 
 def test_bernoulli_log_prob_is_the_bernoulli_log_pmf():
@@ -60,10 +60,10 @@ def test_samples_follow_the_mean():
     ],
 )
 def test_auto_likelihood_follows_the_range(X, expected):
-    assert choose_likelihood(X) == expected
+    assert _choose_likelihood(X) == expected
 
 
 def test_support_error_names_the_values_and_the_fix():
     with pytest.raises(ValueError, match=r"min=-0\.5, max=2.*MinMaxScaler"):
-        check_support(np.array([[-0.5, 2.0]]), "bernoulli", estimator_name="VAE")
-    check_support(np.array([[-0.5, 2.0]]), "gaussian", estimator_name="VAE")
+        refuse_outside_support(np.array([[-0.5, 2.0]]), "bernoulli", estimator_name="VAE")
+    refuse_outside_support(np.array([[-0.5, 2.0]]), "gaussian", estimator_name="VAE")
