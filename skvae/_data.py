@@ -46,6 +46,15 @@ def is_streamed(X):
     return False
 
 
+def output_dtype(X):
+    """The float dtype of results computed from the rows ``X``: float32 stays, else float64.
+
+    As scikit-learn's validation converts them; streamed arrays of other dtypes
+    (uint8, float16, ...) keep theirs until they become tensors.
+    """
+    return np.float32 if X.dtype == np.float32 else np.float64
+
+
 def _row_blocks(X, block_rows=_STATS_BLOCK_ROWS):
     for start in range(0, X.shape[0], block_rows):
         yield X[start : start + block_rows]

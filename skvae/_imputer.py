@@ -10,6 +10,7 @@ from sklearn.utils._param_validation import MissingValues
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ._base import BaseVAE
+from ._data import output_dtype
 from ._random import spawned_seed
 from ._state import FittedEntry
 from ._tables import _is_missing, is_dataframe
@@ -247,7 +248,7 @@ class VAEImputer(TransformerMixin, BaseVAE):
             draw_seed = spawned_seed(fitted.random_state, fitted._draw_calls.next())
         filled = _filled(fitted._model, codes, fitted.n_importance_samples, draw_seed)
         output = fitted._model.schema.to_user(
-            filled, dtype=codes.dtype, index=X.index if is_dataframe(X) else None)
+            filled, dtype=output_dtype(codes), index=X.index if is_dataframe(X) else None)
         if not fitted.add_indicator:
             return output
         return _with_indicator(output, fitted.indicator_.transform(codes),

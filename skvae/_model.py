@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from ._data import DataSpace, has_missing
+from ._data import DataSpace, has_missing, output_dtype
 from ._devices import recorded_device, usable_device
 from ._draws import row_keys, standard_normal_per_row
 from ._inference import CHUNK_ROWS, importance_chunk_rows, map_in_fixed_chunks, map_rows
@@ -108,13 +108,13 @@ class FittedVAE:
     # ------------------------------------------------------------ encoding
 
     def encode(self, X):
-        """Posterior means ``E[z | x]`` of the rows ``X``, in ``X``'s float dtype."""
+        """Posterior means ``E[z | x]`` of the rows ``X``, float32 for float32 rows."""
         self.check_support(X, clip=True)
         return self._encode(X)
 
     def _encode(self, X):
         means = self._map_rows(lambda x: self.module.encode(x)[0], X, CHUNK_ROWS)
-        return means.astype(X.dtype, copy=False)
+        return means.astype(output_dtype(X), copy=False)
 
     def decode(self, Z):
         """Decoder means ``E[x | z]`` of the latent points ``Z``, in the user's format."""

@@ -9,7 +9,7 @@ array of codes, NaN where an entry is missing (see :mod:`skvae._tables`).
 import numpy as np
 from sklearn.utils.validation import validate_data
 
-from ._data import all_missing_columns
+from ._data import all_missing_columns, is_streamed
 from ._tables import TableSchema, is_dataframe
 
 
@@ -22,8 +22,7 @@ def validate_rows(estimator, X, schema, *, reset=False):
     """
     if not schema.has_categorical:
         X_checked = validate_data(
-            estimator, X, reset=reset, dtype=[np.float64, np.float32],
-            ensure_all_finite=False,
+            estimator, X, reset=reset, dtype=_numeric_dtypes(X), ensure_all_finite=False,
         )
         if _holds_infinity(X_checked):
             raise ValueError(infinite_columns_message(X_checked, estimator))
@@ -36,6 +35,21 @@ def validate_rows(estimator, X, schema, *, reset=False):
     names = getattr(estimator, "feature_names_in_", None)
     return schema.encode(X, handle_unknown=estimator.handle_unknown,
                          names=None if names is None else list(names))
+
+
+def _numeric_dtypes(X):
+    """The dtypes ``validate_data`` may leave ``X`` in.
+
+    float64 or float32, as scikit-learn's estimators take them; but a file-backed
+    or very large array of another numeric dtype (uint8 images, int16 or float16
+    sensors) keeps it, so that it is never copied whole as float64 (336 MB for
+    a 14 MB uint8 memmap): the data layer converts it block by block, to the
+    same float32 values the network would read after a whole conversion.
+    """
+    if (isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "biuf"
+            and X.dtype not in (np.float64, np.float32) and is_streamed(X)):
+        return None
+    return [np.float64, np.float32]
 
 
 def validate_training_rows(estimator, X, schema=None):

@@ -177,3 +177,34 @@ def test_an_incomplete_row_scores_like_a_typical_completion_of_itself():
     complete_share = np.mean(detector.predict(X[1500:]) == -1)
     holey_share = np.mean(detector.predict(holey) == -1)
     assert holey_share < 1.5 * complete_share + 0.01, (holey_share, complete_share)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float16])
+def test_a_memmap_of_any_numeric_dtype_is_streamed_not_copied(dtype, tmp_path):
+    """Class: one numeric dtype (float64) on the streaming path, a whole copy for others.
+
+    The model is the one a float64 memmap of the same values gives, and
+    validation keeps the memmap as it is (no array the size of X in float64).
+    """
+    from skvae._validation import validate_training_rows
+
+    rng = np.random.RandomState(0)
+    values = (rng.uniform(size=(3000, 6)) > 0.5) if dtype == np.uint8 else rng.randint(
+        -50, 50, size=(3000, 6))
+    np.save(tmp_path / "rows.npy", values.astype(dtype))
+    np.save(tmp_path / "rows64.npy", values.astype(np.float64))
+    memmap = np.load(tmp_path / "rows.npy", mmap_mode="r")
+    memmap64 = np.load(tmp_path / "rows64.npy", mmap_mode="r")
+    estimator = small(VAETransformer, max_iter=2)
+    validated, _ = validate_training_rows(copy.copy(estimator), memmap)
+    assert validated.dtype == dtype and np.shares_memory(validated, memmap)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        streamed = small(VAETransformer, max_iter=2).fit(memmap)
+        as_float64 = small(VAETransformer, max_iter=2).fit(memmap64)
+    assert streamed.likelihood_ == as_float64.likelihood_
+    codes = streamed.transform(memmap)
+    assert codes.dtype == np.float64
+    np.testing.assert_array_equal(codes, as_float64.transform(memmap64))
+    np.testing.assert_array_equal(streamed.score_samples(memmap[:50]),
+                                  as_float64.score_samples(memmap64[:50]))
