@@ -9,9 +9,9 @@ its own likelihood (Gaussian for measurements, a softmax over the categories of
 likelihood, and the encoder is told which entries are observed.
 
 This example fits :class:`skvae.VAETransformer` to the Palmer penguins
-(``../shared/data/tabular/penguins.csv``: 344 birds, 0.6 % of the cells missing;
-when the file is not beside the repository, the iris flowers with a category and
-holes of their own), draws its 2-D latent space, fills the holes with
+(``tabular/penguins.csv`` in the data folder, ``SKVAE_DATA`` or ``../shared/data``
+beside the clone: 344 birds, 0.6 % of the cells missing; where the file is absent,
+the iris flowers with a category and holes of their own), draws its 2-D latent space, fills the holes with
 :class:`skvae.VAEImputer`, checks its imputations against cells we removed
 ourselves, and compares synthetic penguins from :meth:`~skvae.VAETransformer.sample`
 with real ones. Needs pandas.
@@ -30,19 +30,19 @@ from sklearn.impute import SimpleImputer
 from skvae import VAEImputer, VAETransformer
 from skvae.plotting import LatentSpaceDisplay
 
-from _data import QUICK, mark_quick  # examples/_data.py, beside this script
+from _data import QUICK, find_data, mark_quick, say_fallback  # examples/_data.py
 
-PENGUINS = Path(__file__).resolve().parents[2] / "shared" / "data" / "tabular" / "penguins.csv"
 OUTPUT = Path(__file__).resolve().parent / "output"
 EPOCHS = 20 if QUICK else 200
 
 
 def load_table():
     """``(frame, label column, x column, y column, name)``."""
-    if PENGUINS.exists():
-        return (pd.read_csv(PENGUINS), "species", "flipper_length_mm", "body_mass_g",
+    penguins, looked = find_data(Path("tabular") / "penguins.csv")
+    if penguins is not None:
+        return (pd.read_csv(penguins), "species", "flipper_length_mm", "body_mass_g",
                 "penguins")
-    print(f"{PENGUINS} not found: using the iris flowers instead")
+    say_fallback("penguins.csv", looked, "the iris flowers")
     iris = load_iris(as_frame=True)
     frame = iris.data.copy()
     frame["species"] = pd.Categorical(iris.target_names[iris.target])

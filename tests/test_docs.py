@@ -33,7 +33,7 @@ def test_example_has_a_gallery_header_and_runs_as_written(script):
 def test_api_page_lists_every_public_name():
     api = (DOCS / "api.rst").read_text()
     names = [name for name in skvae.__all__ if name != "__version__"]
-    names += ["load_idx", "load_mnist_split"]
+    names += ["get_data_home", "load_idx", "load_mnist_split"]
     names += [
         "LatentSpaceDisplay", "LatentManifoldDisplay", "ReconstructionDisplay",
         "ImageGridDisplay", "TrainingCurveDisplay",
