@@ -23,7 +23,9 @@ and of every tensor. skops is an optional dependency (``pip install
 "skvae[pipeline]"``), imported only here.
 """
 
+import io
 import json
+import zipfile
 
 import torch
 from safetensors.torch import save as safetensors_bytes
@@ -106,7 +108,7 @@ def _replace_in(value, replace):
 
 
 def contents(container):
-    """The tensors and metadata of the file :func:`skvae.save` writes for ``container``.
+    """The bytes of the file :func:`skvae.save` writes for ``container``.
 
     Raises
     ------
@@ -252,6 +254,7 @@ def build(metadata, weights):
     if skops_bytes.dtype != torch.uint8 or skops_bytes.ndim != 1:
         raise ModelFileError(f"its tensor {SKOPS_TENSOR!r} is not a byte string.")
     data = skops_bytes.numpy().tobytes()
+    _check_stored_zip(data)
     try:
         untrusted = skops_io.get_untrusted_types(data=data)
     except Exception as error:  # skops reports malformed dumps its own way
@@ -276,6 +279,7 @@ def build(metadata, weights):
             f"{type(skeleton).__name__}."
         )
     _check_markers(skeleton, len(content["estimators"]))
+    _check_tensor_names(weights, content["estimators"])
     estimators = [
         _estimator_from_entry(k, entry, weights) for k, entry in enumerate(content["estimators"])
     ]
@@ -311,6 +315,42 @@ def _checked_document(metadata, weights):
             and SKOPS_TENSOR in weights):
         raise ModelFileError("its pipeline structure is malformed.")
     return content
+
+
+def _check_stored_zip(data):
+    """Refuse a skops dump whose members are compressed or say other sizes than they have.
+
+    skops writes its dumps uncompressed (``ZIP_STORED``); keeping to that bounds the
+    memory reading them costs by the file's size, as for the rest of the file (a
+    compressed member could expand without limit).
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
+        raise ModelFileError(
+            f"its scikit-learn part is not a valid skops dump ({_persistence._first_line(error)})."
+        ) from None
+    for member in members:
+        if member.compress_type != zipfile.ZIP_STORED or member.file_size != member.compress_size:
+            raise ModelFileError(
+                f"its scikit-learn part has a compressed member {member.filename!r}; skvae "
+                "writes them uncompressed, so its size is bounded by the file's."
+            )
+
+
+def _check_tensor_names(weights, entries):
+    """Refuse tensors that belong to no estimator of the file (nothing is ignored unread)."""
+    fitted = {f"step{k}/" for k, entry in enumerate(entries)
+              if isinstance(entry, dict) and "document" in entry}
+    strays = sorted(
+        name for name in weights
+        if name != SKOPS_TENSOR and not (name.split("/", 1)[0] + "/" in fitted and "/" in name)
+    )
+    if strays:
+        raise ModelFileError(
+            f"it holds tensors {strays[:5]} that belong to none of its estimators."
+        )
 
 
 def _estimator_from_entry(k, entry, weights):

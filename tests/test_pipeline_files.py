@@ -245,6 +245,26 @@ def test_load_refuses_an_untrusted_type_in_the_skops_part(saved, data):
         skvae.load(saved)
 
 
+def test_load_refuses_stray_tensors(saved):
+    weights, content = parts(saved)
+    weights["step7/encoder.weight"] = torch.zeros(2)
+    write(saved, weights, content)
+    with pytest.raises(ModelFileError, match=r"tensors \['step7/encoder.weight'\] that belong "
+                                             "to none of its estimators"):
+        skvae.load(saved)
+
+
+def test_load_refuses_a_compressed_skops_part(saved, pipeline):
+    import zipfile
+
+    weights, content = parts(saved)
+    squeezed = skops_io.dumps(pipeline[:1], compression=zipfile.ZIP_DEFLATED)
+    weights["pipeline.skops"] = torch.frombuffer(bytearray(squeezed), dtype=torch.uint8)
+    write(saved, weights, content)
+    with pytest.raises(ModelFileError, match="compressed member"):
+        skvae.load(saved)
+
+
 def test_load_refuses_a_skops_part_that_is_not_skops(saved):
     weights, content = parts(saved)
     weights["pipeline.skops"] = torch.frombuffer(bytearray(b"not a zip file"), dtype=torch.uint8)
