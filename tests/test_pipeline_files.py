@@ -63,6 +63,7 @@ def nested(data):
     return fit_quietly(make_pipeline(columns, union, VAEOutlierDetector(**SMALL)), data[0])
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch, scikit-learn and skops
 def test_pipeline_round_trip_is_exact_in_a_fresh_process(pipeline, data, tmp_path):
     X, _ = data
     path = tmp_path / "pipeline.skvae"
