@@ -182,14 +182,35 @@ def _estimator_entry(estimator):
             key: _persistence._param_to_json(value, key)
             for key, value in estimator.get_params(deep=False).items()
         }
-        return {"estimator": type(estimator).__name__, "params": params}, {}
-    metadata, weights = _persistence._estimator_contents(estimator)
-    entry = {
-        "estimator": type(estimator).__name__,
-        "document": metadata[_persistence._DOCUMENT_KEY],
-        "sha256": metadata[_persistence._CHECKSUM_KEY],
-    }
+        entry, weights = {"estimator": type(estimator).__name__, "params": params}, {}
+    else:
+        metadata, weights = _persistence._estimator_contents(estimator)
+        entry = {
+            "estimator": type(estimator).__name__,
+            "document": metadata[_persistence._DOCUMENT_KEY],
+            "sha256": metadata[_persistence._CHECKSUM_KEY],
+        }
+    entry["set_output"] = _output_config(estimator)
     return entry, weights
+
+
+# What ``set_output`` can configure; ``Pipeline.set_output`` sets it on every step.
+_OUTPUT_METHODS = ("transform",)
+# The containers scikit-learn's set_output knows (it checks a name only when used).
+_OUTPUT_CHOICES = ("default", "pandas", "polars")
+
+
+def _output_config(estimator):
+    """The estimator's ``set_output`` choices (``{"transform": "pandas"}``), as plain data.
+
+    A pipeline with ``set_output(transform="pandas")`` passes the setting to its
+    steps; it is no parameter and no fitted state, so a single model's file does
+    not keep it, but a pipeline whose VAE step returned arrays after loading
+    would give its next step another input.
+    """
+    config = getattr(estimator, "_sklearn_output_config", {})
+    return {method: config[method] for method in _OUTPUT_METHODS
+            if isinstance(config.get(method), str)}
 
 
 _ONLY_AS_STEPS = (
@@ -358,10 +379,33 @@ def _estimator_from_entry(k, entry, weights):
     if not (isinstance(entry, dict) and isinstance(entry.get("estimator"), str)):
         raise ModelFileError(f"its skvae estimator {k} is malformed.")
     claimed = entry["estimator"]
-    if set(entry) == {"estimator", "params"}:
-        return _unfitted_estimator(k, claimed, entry["params"])
-    if set(entry) != {"estimator", "document", "sha256"}:
+    if set(entry) == {"estimator", "params", "set_output"}:
+        estimator = _unfitted_estimator(k, claimed, entry["params"])
+    elif set(entry) == {"estimator", "document", "sha256", "set_output"}:
+        estimator = _fitted_estimator(k, claimed, entry, weights)
+    else:
         raise ModelFileError(f"its skvae estimator {k} has the entries {sorted(entry)}.")
+    return _with_output_config(k, estimator, entry["set_output"])
+
+
+def _with_output_config(k, estimator, config):
+    """``estimator`` with the ``set_output`` choices of the file, checked."""
+    if not (isinstance(config, dict) and set(config) <= set(_OUTPUT_METHODS)
+            and all(isinstance(value, str) for value in config.values())):
+        raise ModelFileError(f"its skvae estimator {k} has a malformed 'set_output' entry.")
+    unknown = sorted(set(config.values()) - set(_OUTPUT_CHOICES))
+    if unknown:
+        raise ModelFileError(
+            f"its skvae estimator {k} has an invalid 'set_output' entry: {unknown} is not "
+            f"one of {list(_OUTPUT_CHOICES)}."
+        )
+    if config:
+        estimator.set_output(**config)
+    return estimator
+
+
+def _fitted_estimator(k, claimed, entry, weights):
+    """The k-th skvae estimator, fitted, read with the checks of a single-model file."""
     prefix = f"step{k}/"
     step_weights = {
         name[len(prefix):]: tensor for name, tensor in weights.items() if name.startswith(prefix)

@@ -102,6 +102,23 @@ def test_nested_containers_round_trip(nested, data, tmp_path):
     assert fitted.n_features_in_ == 3
 
 
+def test_set_output_pandas_survives_the_round_trip(data, tmp_path):
+    """Pipeline.set_output reaches the skvae step: it still returns a DataFrame."""
+    pd = pytest.importorskip("pandas")
+    X, y = data
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+    columns = make_column_transformer((VAETransformer(n_components=2, **SMALL), ["x0", "x1"]),
+                                      remainder=StandardScaler())
+    pipeline = fit_quietly(make_pipeline(columns, LogisticRegression())
+                           .set_output(transform="pandas"), frame, y)
+    skvae.save(pipeline, tmp_path / "pandas.skvae")
+    loaded = skvae.load(tmp_path / "pandas.skvae")
+    assert isinstance(loaded[0].transformers_[0][1].transform(frame[["x0", "x1"]]),
+                      pd.DataFrame)
+    pd.testing.assert_frame_equal(loaded[0].transform(frame), pipeline[0].transform(frame))
+    np.testing.assert_array_equal(loaded.predict_proba(frame), pipeline.predict_proba(frame))
+
+
 def test_save_leaves_the_pipeline_unchanged(nested, tmp_path):
     before = repr(nested), [id(step) for _, step in nested.steps]
     skvae.save(nested, tmp_path / "nested.skvae")
@@ -208,6 +225,10 @@ def test_load_refuses_a_corrupted_file_by_its_checksum(saved):
     (lambda c: c.update(estimators=[]), r"refers to skvae estimator '0'.*0 estimators"),
     (lambda c: c["estimators"].append(c["estimators"][0]), r"estimators \[1\] have no place"),
     (lambda c: c["estimators"][0].update(extra=1), "estimator 0 has the entries"),
+    (lambda c: c["estimators"][0].update(set_output={"transform": 3}),
+     "estimator 0 has a malformed 'set_output'"),
+    (lambda c: c["estimators"][0].update(set_output={"transform": "xml"}),
+     "estimator 0 has an invalid 'set_output'"),
 ])
 def test_load_refuses_a_bad_structure(saved, change, message):
     weights, content = parts(saved)
