@@ -1,8 +1,10 @@
 """Sphinx configuration of the skvae documentation.
 
-Build (from the repository root, after ``pip install -c constraints.txt -e ".[docs]"``)::
+Build (from the repository root, in a venv holding skvae and its ``docs`` extra only,
+as .ci/run does: ``python3 -m venv .venv-docs && .venv-docs/bin/pip install -q -c
+constraints.txt -e ".[docs]"``)::
 
-    SKVAE_EXAMPLE_QUICK=1 OMP_NUM_THREADS=1 .venv/bin/python -m sphinx -q -W --keep-going -b html docs docs/_build/html
+    SKVAE_EXAMPLE_QUICK=1 OMP_NUM_THREADS=1 .venv-docs/bin/python -m sphinx -q -W --keep-going -b html docs docs/_build/html
 
 API pages come from the numpydoc docstrings, the gallery from ``examples/plot_*.py``
 (run by sphinx-gallery), the benchmark pages from ``benchmarks/results_*.md`` (read

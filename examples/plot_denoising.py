@@ -10,8 +10,9 @@ the same images with 20% of their pixels set at random to black or white
 Gaussian noise over the whole image works less well: it moves every pixel of the
 background, which the encoder never saw in training.)
 
-Reads the MNIST files in ``../shared/data/mnist``, falling back to scikit-learn's
-8 x 8 digits. Run ``python examples/plot_denoising.py``; the figure goes to
+Reads the MNIST files in the ``mnist`` folder of the data (``SKVAE_DATA``, see
+:func:`skvae.datasets.get_data_home`, or ``../shared/data`` beside the clone),
+falling back to scikit-learn's 8 x 8 digits, with a line saying where it looked. Run ``python examples/plot_denoising.py``; the figure goes to
 ``examples/output/``. ``SKVAE_EXAMPLE_QUICK=1`` trains briefly (CI).
 """
 

@@ -9,8 +9,9 @@ which for the Bernoulli likelihood gives speckled binary images. The figure show
 real test images, then both kinds of samples of a convolutional VAE with a 16-D
 latent space.
 
-Reads the MNIST files in ``../shared/data/mnist``, falling back to scikit-learn's
-8 x 8 digits. Run ``python examples/plot_generation.py``; the figure goes to
+Reads the MNIST files in the ``mnist`` folder of the data (``SKVAE_DATA``, see
+:func:`skvae.datasets.get_data_home`, or ``../shared/data`` beside the clone),
+falling back to scikit-learn's 8 x 8 digits, with a line saying where it looked. Run ``python examples/plot_generation.py``; the figure goes to
 ``examples/output/``. ``SKVAE_EXAMPLE_QUICK=1`` trains briefly (CI).
 """
 

@@ -15,8 +15,10 @@ the latent space, coloured by digit, and the 15 x 15 grid of images decoded over
 network; at 30 epochs on these 8,000 images the two reach about the same
 held-out log-likelihood (``benchmarks/results_conv_plateau.md``).
 
-Reads the MNIST files in ``../shared/data/mnist`` and falls back to scikit-learn's
-8 x 8 digits where they are absent. Run ``python
+Reads the MNIST files in the ``mnist`` folder of the data (``SKVAE_DATA``, see
+:func:`skvae.datasets.get_data_home`, or ``../shared/data`` beside the clone), and
+falls back to scikit-learn's 8 x 8 digits, with a line saying where it looked,
+where they are absent. Run ``python
 examples/plot_mnist_latent_space.py``; figures go to ``examples/output/``.
 ``SKVAE_EXAMPLE_QUICK=1`` trains on a few hundred images for two epochs (CI).
 """

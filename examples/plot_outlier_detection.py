@@ -6,8 +6,9 @@ Fit :class:`skvae.VAEOutlierDetector` without labels on data that contains
 anomalies, and look at where its threshold falls in the distribution of scores.
 
 The data are ADBench's cardiotocography set (``6_cardio``: fetal heart-rate
-records, pathologic ones are the anomalies) when ``../shared/data/adbench`` is
-next to the repository, and otherwise scikit-learn's breast-cancer data with the
+records, pathologic ones are the anomalies) when ``adbench/6_cardio.npz`` is in the
+data folder (``SKVAE_DATA``, see :func:`skvae.datasets.get_data_home`, or
+``../shared/data`` beside the clone), and otherwise scikit-learn's breast-cancer data with the
 malignant tumours thinned to 5 % as the anomalies. Following the ADBench
 protocol, features are scaled with a ``MinMaxScaler`` fitted on the training part
 only, so test rows may fall outside [0, 1]: the detector scores them all the same.
@@ -30,16 +31,17 @@ from sklearn.preprocessing import MinMaxScaler
 
 from skvae import VAEOutlierDetector
 
-from _data import mark_quick  # examples/_data.py, beside this script
+from _data import find_data, mark_quick, say_fallback  # examples/_data.py
 
-ADBENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "adbench" / "6_cardio.npz"
 OUTPUT = Path(__file__).resolve().parent / "output"
 
 
 def load_data():
-    if ADBENCH.exists():
-        data = np.load(ADBENCH)
+    cardio, looked = find_data(Path("adbench") / "6_cardio.npz")
+    if cardio is not None:
+        data = np.load(cardio)
         return data["X"], data["y"].astype(int), "ADBench 6_cardio"
+    say_fallback("6_cardio.npz", looked, "scikit-learn's breast cancer data")
     X, y = load_breast_cancer(return_X_y=True)
     y = 1 - y  # malignant (0 in scikit-learn) is the anomaly
     rng = np.random.RandomState(0)

@@ -9,9 +9,9 @@ its own likelihood (Gaussian for measurements, a softmax over the categories of
 likelihood, and the encoder is told which entries are observed.
 
 This example fits :class:`skvae.VAETransformer` to the Palmer penguins
-(``../shared/data/tabular/penguins.csv``: 344 birds, 0.6 % of the cells missing;
-when the file is not beside the repository, the iris flowers with a category and
-holes of their own), draws its 2-D latent space, fills the holes with
+(``tabular/penguins.csv`` in the data folder, ``SKVAE_DATA`` or ``../shared/data``
+beside the clone: 344 birds, 0.6 % of the cells missing; where the file is absent,
+the iris flowers with a category and holes of their own), draws its 2-D latent space, fills the holes with
 :class:`skvae.VAEImputer`, checks its imputations against cells we removed
 ourselves, and compares synthetic penguins from :meth:`~skvae.VAETransformer.sample`
 with real ones. Needs pandas.
@@ -28,20 +28,21 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 
 from skvae import VAEImputer, VAETransformer
+from skvae.plotting import LatentSpaceDisplay
 
-from _data import QUICK, mark_quick  # examples/_data.py, beside this script
+from _data import QUICK, find_data, mark_quick, say_fallback  # examples/_data.py
 
-PENGUINS = Path(__file__).resolve().parents[2] / "shared" / "data" / "tabular" / "penguins.csv"
 OUTPUT = Path(__file__).resolve().parent / "output"
 EPOCHS = 20 if QUICK else 200
 
 
 def load_table():
     """``(frame, label column, x column, y column, name)``."""
-    if PENGUINS.exists():
-        return (pd.read_csv(PENGUINS), "species", "flipper_length_mm", "body_mass_g",
+    penguins, looked = find_data(Path("tabular") / "penguins.csv")
+    if penguins is not None:
+        return (pd.read_csv(penguins), "species", "flipper_length_mm", "body_mass_g",
                 "penguins")
-    print(f"{PENGUINS} not found: using the iris flowers instead")
+    say_fallback("penguins.csv", looked, "the iris flowers")
     iris = load_iris(as_frame=True)
     frame = iris.data.copy()
     frame["species"] = pd.Categorical(iris.target_names[iris.target])
@@ -71,16 +72,15 @@ print("likelihood:", vae.likelihood_)
 # although the model never used them as labels: they are one column among
 # the others.
 
-codes = vae.transform(table)
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-for value in table[label].dropna().unique():
-    rows = (table[label] == value).to_numpy()
-    axes[0].scatter(codes[rows, 0], codes[rows, 1], s=12, label=str(value))
+latent = LatentSpaceDisplay.from_estimator(vae, table, table[label], ax=axes[0])
+codes = latent.Z
 incomplete = table.isna().any(axis=1).to_numpy()
-axes[0].scatter(codes[incomplete, 0], codes[incomplete, 1], s=60, facecolors="none",
-                edgecolors="k", label="row with holes")
-axes[0].set(title=f"2-D codes of the {name}", xlabel="z1", ylabel="z2")
-axes[0].legend(fontsize=8)
+holes = axes[0].scatter(codes[incomplete, 0], codes[incomplete, 1], s=60,
+                        facecolors="none", edgecolors="k", label="row with holes")
+axes[0].set(title=f"2-D codes of the {name}")
+axes[0].legend(handles=[*axes[0].get_legend().legend_handles, holes], title=label,
+               fontsize=8)
 
 # %%
 # Imputation, checked against cells we removed
@@ -126,7 +126,7 @@ axes[1].legend(fontsize=8)
 
 synthetic = vae.sample(len(table), random_state=0)
 print(synthetic.head())
-for value, colour in zip(table[label].dropna().unique(), plt.cm.tab10.colors):
+for value, colour in zip(latent.classes_, plt.cm.tab10.colors):  # the latent plot's colours
     real = table[table[label] == value]
     fake = synthetic[synthetic[label] == value]
     axes[2].scatter(real[x_column], real[y_column], s=12, color=colour, alpha=0.5,

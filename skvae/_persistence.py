@@ -153,16 +153,25 @@ def save(estimator, path):
 
     Parameters
     ----------
-    estimator : skvae estimator
-        A fitted :class:`~skvae.VAETransformer` or other public skvae estimator.
+    estimator : skvae estimator, Pipeline, ColumnTransformer or FeatureUnion
+        A fitted :class:`~skvae.VAETransformer` or other public skvae estimator,
+        or a fitted :class:`~sklearn.pipeline.Pipeline`,
+        :class:`~sklearn.compose.ColumnTransformer` or
+        :class:`~sklearn.pipeline.FeatureUnion` (nested ones too) holding skvae
+        estimators. A container is saved in one file: its skvae estimators in
+        skvae's format, its other steps with skops (``pip install
+        "skvae[pipeline]"``), which loads only types it trusts.
     path : str or path-like
         Where to write the file; an existing file is replaced.
 
     Raises
     ------
     TypeError
-        If ``estimator`` is not a public skvae estimator, or a parameter is not
-        plain data.
+        If ``estimator`` is not a public skvae estimator or one of those
+        containers, a parameter is not plain data, or a container holds an
+        object of a type skops does not trust (named in the message).
+    ImportError
+        If ``estimator`` is a container and skops is not installed.
     sklearn.exceptions.NotFittedError
         If ``estimator`` is not fitted.
     OSError
@@ -185,11 +194,25 @@ def save(estimator, path):
     >>> bool(np.array_equal(same.transform(X), vae.transform(X)))
     True
     """
+    from . import _pipeline_files
+
+    if _pipeline_files.is_container(estimator):
+        data = _pipeline_files.contents(estimator)
+    else:
+        metadata, weights = _estimator_contents(estimator)
+        data = safetensors_bytes(weights, metadata=metadata)
+    _write_atomically(_path_text(path), data)
+
+
+def _estimator_contents(estimator):
+    """The metadata and weights of the file :func:`save` writes for one estimator."""
     name = type(estimator).__name__
     if _estimator_classes().get(name) is not type(estimator):
         raise TypeError(
-            f"skvae.save saves skvae's public estimators ({', '.join(_estimator_classes())}), "
-            f"not {name}. Use pickle or joblib for other objects."
+            f"skvae.save saves skvae's public estimators ({', '.join(_estimator_classes())}) "
+            "and fitted scikit-learn Pipeline, ColumnTransformer and FeatureUnion objects "
+            f"holding them, not {name}. For other objects use skops (skops.io.dump), "
+            "or pickle or joblib for files only you will load."
         )
     fitted, weights = estimator._get_fitted_state()
     # A parameter set to something invalid since fit would make a file that load
@@ -210,8 +233,7 @@ def save(estimator, path):
         },
         sort_keys=True,
     )
-    metadata = {_DOCUMENT_KEY: document, _CHECKSUM_KEY: _checksum(document, weights)}
-    _write_atomically(_path_text(path), safetensors_bytes(weights, metadata=metadata))
+    return {_DOCUMENT_KEY: document, _CHECKSUM_KEY: _checksum(document, weights)}, weights
 
 
 def _path_text(path):
@@ -292,9 +314,13 @@ def load(path):
 
     Returns
     -------
-    estimator : skvae estimator
-        The fitted estimator, giving bit-identical ``transform``,
-        ``score_samples`` and seeded ``sample`` results to the one saved.
+    estimator : skvae estimator, Pipeline, ColumnTransformer or FeatureUnion
+        The fitted estimator (or container), giving bit-identical ``transform``,
+        ``score_samples``, ``predict`` and seeded ``sample`` results to the one
+        saved. A container's skvae estimators get every check above; its other
+        steps are loaded by skops, which refuses any type outside its default
+        trusted set (scikit-learn's estimators, numpy and scipy containers,
+        Python's builtins).
 
     Raises
     ------
@@ -302,6 +328,8 @@ def load(path):
         (a ``ValueError``) If the file is truncated or corrupted, is not an skvae
         model file, or was written in an unsupported format version. The message
         names the file and the problem.
+    ImportError
+        If the file holds a container and skops is not installed.
     OSError
         If the file cannot be opened.
 
@@ -326,7 +354,11 @@ def load(path):
     path = _path_text(path)
     data = _read_regular_file(path)
     metadata, weights = _read_safetensors(data, path)
+    from . import _pipeline_files
+
     try:
+        if _pipeline_files.DOCUMENT_KEY in metadata:
+            return _pipeline_files.build(metadata, weights)
         return _build(metadata, weights)
     except ModelFileError as error:
         raise ModelFileError(f"{path!r} cannot be loaded: {error}") from None

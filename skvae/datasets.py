@@ -1,8 +1,11 @@
-"""Readers for image data stored locally; nothing here downloads anything.
+"""Readers for data stored locally; nothing here downloads anything.
 
 :func:`load_idx` reads the IDX format of MNIST and its relatives (gzip or raw);
 :func:`load_mnist_split` reads the MNIST test-set files into the fixed
-8,000/2,000 split that the benchmarks and examples use.
+8,000/2,000 split that the benchmarks and examples use; :func:`get_data_home` says
+where they look, following scikit-learn's convention (a ``data_home`` argument, else
+the ``SKVAE_DATA`` environment variable, as ``SCIKIT_LEARN_DATA`` is for
+:func:`sklearn.datasets.get_data_home`, else ``~/skvae_data``).
 """
 
 import gzip
@@ -10,7 +13,44 @@ import os
 
 import numpy as np
 
-__all__ = ["load_idx", "load_mnist_split"]
+__all__ = ["get_data_home", "load_idx", "load_mnist_split"]
+
+DATA_HOME_VARIABLE = "SKVAE_DATA"
+_MNIST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+def get_data_home(data_home=None):
+    """The folder skvae's data loaders read from, as scikit-learn's convention has it.
+
+    ``data_home`` when given; else the ``SKVAE_DATA`` environment variable (as
+    ``SCIKIT_LEARN_DATA`` is for :func:`sklearn.datasets.get_data_home`); else
+    ``~/skvae_data``. A leading ``~`` is expanded. The folder is not created:
+    nothing is ever downloaded into it. It holds one sub-folder per data set:
+    ``mnist/`` (the two MNIST test-set files), ``tabular/`` (CSV tables such as
+    ``penguins.csv``), ``adbench/`` (ADBench ``.npz`` files).
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        The folder to use; None for ``SKVAE_DATA`` or the default.
+
+    Returns
+    -------
+    data_home : str
+        The folder's path.
+
+    Examples
+    --------
+    >>> import os
+    >>> from skvae.datasets import get_data_home
+    >>> get_data_home("/data/skvae")
+    '/data/skvae'
+    >>> get_data_home() == os.path.expanduser(os.environ.get("SKVAE_DATA", "~/skvae_data"))
+    True
+    """
+    if data_home is None:
+        data_home = os.environ.get(DATA_HOME_VARIABLE) or os.path.join("~", "skvae_data")
+    return os.path.expanduser(os.fsdecode(os.fspath(data_home)))
 
 # Third byte of the magic number -> element type (all big-endian).
 _IDX_DTYPES = {
@@ -115,18 +155,24 @@ def load_idx(path):
     return array.astype(dtype.newbyteorder("="), copy=True)
 
 
-def load_mnist_split(data_dir):
+def load_mnist_split(data_dir=None, *, data_home=None):
     """The fixed 8,000/2,000 train/test split of the 10,000 MNIST test images.
 
     Reads ``t10k-images-idx3-ubyte.gz`` and ``t10k-labels-idx1-ubyte.gz`` from
-    ``data_dir``, shuffles with ``np.random.RandomState(0).permutation(10000)``
+    ``data_dir``, or from the ``mnist`` folder of :func:`get_data_home` (the
+    ``data_home`` argument, else the ``SKVAE_DATA`` environment variable, else
+    ``~/skvae_data``) when ``data_dir`` is None; shuffles with ``np.random.RandomState(0).permutation(10000)``
     and keeps the first 8,000 rows for training and the last 2,000 for testing.
     Images are flattened to 784 columns and scaled to [0, 1].
 
     Parameters
     ----------
-    data_dir : str or path-like
-        Folder holding the two MNIST files (for example ``../shared/data/mnist``).
+    data_dir : str or path-like, default=None
+        Folder holding the two MNIST files (for example ``../shared/data/mnist``);
+        None for ``<data_home>/mnist``.
+    data_home : str or path-like, default=None
+        The data folder whose ``mnist`` sub-folder is read when ``data_dir`` is
+        None; None for ``SKVAE_DATA`` or ``~/skvae_data``, see :func:`get_data_home`.
 
     Returns
     -------
@@ -138,7 +184,8 @@ def load_mnist_split(data_dir):
     Raises
     ------
     FileNotFoundError
-        If either file is missing from ``data_dir``; nothing is downloaded.
+        If either file is missing; the message names the folder looked in and how
+        to point the loader elsewhere. Nothing is downloaded.
 
     Examples
     --------
@@ -159,15 +206,19 @@ def load_mnist_split(data_dir):
     >>> X_train.shape, X_test.shape, float(X_train.max())
     ((8, 784), (2, 784), 1.0)
     """
-    paths = [
-        os.path.join(data_dir, name)
-        for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-    ]
+    if data_dir is None:
+        data_dir, origin = os.path.join(get_data_home(data_home), "mnist"), _origin(data_home)
+    else:
+        origin = "data_dir"
+    paths = [os.path.join(data_dir, name) for name in _MNIST_FILES]
     for path in paths:
         if not os.path.exists(path):
             raise FileNotFoundError(
-                f"{path!r} does not exist. load_mnist_split reads local MNIST IDX "
-                "files and never downloads them."
+                f"{path!r} does not exist (the folder came from {origin}). "
+                "load_mnist_split reads local MNIST IDX files and never downloads them: "
+                "pass data_dir=<folder holding them>, or data_home= (or set the "
+                f"{DATA_HOME_VARIABLE} environment variable) to a folder whose mnist/ "
+                "sub-folder holds them."
             )
     images, labels = (load_idx(path) for path in paths)
     if images.shape[0] != labels.shape[0]:
@@ -181,3 +232,12 @@ def load_mnist_split(data_dir):
     order = np.random.RandomState(0).permutation(images.shape[0])
     train, test = order[:n_train], order[n_train:]
     return X[train], X[test], y[train], y[test]
+
+
+def _origin(data_home):
+    """Where :func:`get_data_home` took its folder from, for messages."""
+    if data_home is not None:
+        return "data_home"
+    if os.environ.get(DATA_HOME_VARIABLE):
+        return f"the {DATA_HOME_VARIABLE} environment variable"
+    return f"the default, as {DATA_HOME_VARIABLE} is not set"

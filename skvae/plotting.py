@@ -6,6 +6,9 @@ drawn ``ax_`` and ``figure_``.
 """
 
 import numpy as np
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import column_or_1d
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 
@@ -83,7 +86,11 @@ class LatentSpaceDisplay:
     Z : ndarray of shape (n_samples, 2)
         The two latent coordinates to plot.
     labels : array-like of shape (n_samples,) or None
-        Colours of the points.
+        What colours the points: class labels of any kind a scikit-learn
+        classifier takes (strings, integers, booleans, a pandas categorical, an
+        object array), one colour per class with a legend of the class names
+        (missing labels, None or NaN, in grey as "missing"); or continuous
+        numbers, shown on a colour bar.
     dims : tuple of int
         Which latent dimensions ``Z`` holds, for the axis labels.
 
@@ -93,6 +100,9 @@ class LatentSpaceDisplay:
         The axes drawn on.
     figure_ : matplotlib Figure
         The figure holding ``ax_``.
+    classes_ : ndarray or None
+        The classes in the legend, sorted as a classifier's ``classes_``; None
+        without labels or for continuous ones.
 
     Examples
     --------
@@ -124,7 +134,9 @@ class LatentSpaceDisplay:
         X : array-like of shape (n_samples, n_features)
             Data to encode (the posterior means are plotted).
         y : array-like of shape (n_samples,) or None, default=None
-            Labels that colour the points.
+            Labels that colour the points: class labels of any kind a classifier
+            takes (``df["species"]``, integers, booleans, a categorical), with a
+            legend of their names, or continuous numbers, with a colour bar.
         dims : pair of int, default=(0, 1)
             The latent dimensions to plot when there are more than two. A 1-D
             latent space is drawn along the x axis.
@@ -137,6 +149,10 @@ class LatentSpaceDisplay:
         """
         check_is_fitted(estimator)
         Z = estimator.encode(X)
+        if y is not None and len(y) != len(Z):
+            raise ValueError(
+                f"y has {len(y)} labels but X has {len(Z)} rows: pass one label per row."
+            )
         if Z.shape[1] > 1 and (
             len(dims) != 2 or not all(0 <= int(d) < Z.shape[1] for d in dims)
         ):
@@ -153,17 +169,81 @@ class LatentSpaceDisplay:
     def plot(self, *, ax=None):
         """Draw the scatter on ``ax`` (a new figure when None); returns self."""
         ax = _axes(ax)
+        self.classes_ = None
         if self.labels is None:
             ax.scatter(self.Z[:, 0], self.Z[:, 1], s=8, alpha=0.8)
         else:
-            scatter = ax.scatter(
-                self.Z[:, 0], self.Z[:, 1], c=self.labels, cmap="tab10", s=8, alpha=0.8
-            )
-            ax.legend(*scatter.legend_elements(), title="label", loc="best", fontsize="small")
+            values, missing = _label_values(self.labels)
+            if values.dtype.kind == "f" and type_of_target(values[~missing]) == "continuous":
+                scatter = ax.scatter(self.Z[:, 0], self.Z[:, 1], c=values, cmap="viridis",
+                                     s=8, alpha=0.8, plotnonfinite=True)
+                ax.figure.colorbar(scatter, ax=ax, label=_labels_title(self.labels))
+            else:
+                self._plot_classes(ax, values, missing)
         ax.set_xlabel(f"latent dimension {self.dims[0]}")
         ax.set_ylabel("" if self.dims[1] is None else f"latent dimension {self.dims[1]}")
         self.ax_, self.figure_ = ax, ax.figure
         return self
+
+
+    def _plot_classes(self, ax, values, missing):
+        """One scatter of every point, a colour per class, a legend of the classes."""
+        from matplotlib.lines import Line2D
+
+        # As a classifier reads its targets: sorted unique classes of any type
+        # (LabelEncoder refuses a mix of strings and numbers, naming them).
+        encoder = LabelEncoder().fit(values[~missing])
+        colours = _class_colours(len(encoder.classes_))
+        point_colours = np.tile(_MISSING_COLOUR, (len(values), 1))
+        if (~missing).any():
+            point_colours[~missing] = colours[encoder.transform(values[~missing])]
+        ax.scatter(self.Z[:, 0], self.Z[:, 1], c=point_colours, s=8, alpha=0.8)
+        names = [str(name) for name in encoder.classes_] + (["missing"] if missing.any() else [])
+        handles = [
+            Line2D([], [], linestyle="", marker="o", color=colour, label=name)
+            for name, colour in zip(names, [*colours, _MISSING_COLOUR])
+        ]
+        ax.legend(handles=handles, title=_labels_title(self.labels), loc="best",
+                  fontsize="small")
+        self.classes_ = encoder.classes_
+
+
+# Points whose label is missing (None, NaN, pd.NA): drawn, in grey, as "missing".
+_MISSING_COLOUR = (0.6, 0.6, 0.6)
+
+
+def _label_values(labels):
+    """``(values, missing)``: labels as a 1-D array, and which of them are missing."""
+    if str(getattr(labels, "dtype", "")) == "category":  # a pandas categorical
+        labels = np.asarray(labels, dtype=object)
+    values = column_or_1d(labels)
+    if values.dtype.kind == "f":
+        return values, np.isnan(values)
+    if values.dtype.kind == "O":
+        missing = np.array([
+            value is None or type(value).__name__ == "NAType"
+            or (isinstance(value, float) and value != value)
+            for value in values
+        ], dtype=bool)
+        return values, missing
+    return values, np.zeros(len(values), dtype=bool)
+
+
+def _labels_title(labels):
+    """The legend's title: a pandas Series' name, else "label"."""
+    name = getattr(labels, "name", None)
+    return "label" if name is None else str(name)
+
+
+def _class_colours(n_classes):
+    """RGBA colours of ``n_classes`` classes: tab10, tab20, then a sampled viridis."""
+    from matplotlib import colormaps
+
+    if n_classes <= 10:
+        return np.asarray(colormaps["tab10"].colors)[:n_classes]
+    if n_classes <= 20:
+        return np.asarray(colormaps["tab20"].colors)[:n_classes]
+    return colormaps["viridis"](np.linspace(0, 1, n_classes))
 
 
 class ImageGridDisplay:

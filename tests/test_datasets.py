@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skvae.datasets import load_idx, load_mnist_split
+from skvae.datasets import get_data_home, load_idx, load_mnist_split
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -100,3 +100,40 @@ def test_real_mnist_split():
     assert X_train.shape == (8000, 784) and X_test.shape == (2000, 784)
     assert set(np.unique(y_test)) == set(range(10))
     assert X_train.max() == 1.0 and X_train.min() == 0.0
+
+
+def _write_mnist(folder, n=10):
+    folder.mkdir(parents=True, exist_ok=True)
+    images = np.random.RandomState(0).randint(0, 256, size=(n, 28, 28)).astype(np.uint8)
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(images)))
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(_idx_bytes(np.arange(n, dtype=np.uint8) % 10)))
+
+
+def test_data_home_argument_then_variable_then_default(tmp_path, monkeypatch):
+    """scikit-learn's convention: data_home=, else SKVAE_DATA, else ~/skvae_data."""
+    monkeypatch.delenv("SKVAE_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert get_data_home() == str(tmp_path / "home" / "skvae_data")
+    monkeypatch.setenv("SKVAE_DATA", str(tmp_path / "from-variable"))
+    assert get_data_home() == str(tmp_path / "from-variable")
+    assert get_data_home(tmp_path / "from-argument") == str(tmp_path / "from-argument")
+    assert get_data_home("~/elsewhere") == str(tmp_path / "home" / "elsewhere")
+    assert not (tmp_path / "from-variable").exists()  # never created: nothing downloads
+
+
+def test_mnist_split_reads_the_data_home(tmp_path, monkeypatch):
+    _write_mnist(tmp_path / "home-a" / "mnist")
+    _write_mnist(tmp_path / "home-b" / "mnist", n=20)
+    monkeypatch.setenv("SKVAE_DATA", str(tmp_path / "home-a"))
+    assert len(load_mnist_split()[0]) == 8
+    assert len(load_mnist_split(data_home=tmp_path / "home-b")[0]) == 16
+
+
+def test_mnist_split_says_where_it_looked_and_how_to_point_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKVAE_DATA", str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match=r"empty/mnist/t10k-images.*SKVAE_DATA "
+                                                r"environment variable.*data_home="):
+        load_mnist_split()
+    with pytest.raises(FileNotFoundError, match=r"other/mnist.*came from data_home\)"):
+        load_mnist_split(data_home=tmp_path / "other")

@@ -125,3 +125,68 @@ def test_matplotlib_is_imported_by_plotting_only():
     code = "import sys, skvae, skvae.datasets; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def _legend_texts(ax):
+    return [text.get_text() for text in ax.get_legend().get_texts()]
+
+
+@pytest.mark.parametrize("make_labels, names", [
+    (lambda n: np.array(["Adelie", "Gentoo", "Chinstrap", "Adelie"] * (n // 4)),
+     ["Adelie", "Chinstrap", "Gentoo"]),
+    (lambda n: (np.arange(n) % 3 == 0), ["False", "True"]),
+    (lambda n: np.arange(n) % 3 + 7, ["7", "8", "9"]),
+    (lambda n: np.array(["a", "b"] * (n // 2), dtype=object), ["a", "b"]),
+    (lambda n: ["x", "y", "z", "x"] * (n // 4), ["x", "y", "z"]),
+], ids=["strings", "bools", "ints", "object", "list"])
+def test_latent_space_takes_any_classifier_labels_with_a_legend_of_names(
+        vae_and_X, make_labels, names):
+    vae, X = vae_and_X
+    labels = make_labels(len(X))
+    display = LatentSpaceDisplay.from_estimator(vae, X, labels)
+    assert _legend_texts(display.ax_) == names
+    assert list(map(str, display.classes_)) == names
+    # Every point in one scatter, coloured by its class: a colour per class.
+    scatter = display.ax_.collections[0]
+    assert len(scatter.get_offsets()) == len(X)
+    colours = {tuple(c) for c in scatter.get_facecolors()}
+    assert len(colours) == len(names)
+
+
+def test_latent_space_takes_a_pandas_column_and_titles_the_legend(vae_and_X):
+    pd = pytest.importorskip("pandas")
+    vae, X = vae_and_X
+    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    df["species"] = pd.Categorical(["Gentoo", "Adelie"] * (len(X) // 2))
+    display = LatentSpaceDisplay.from_estimator(vae, df.drop(columns="species").to_numpy(),
+                                                df["species"])
+    assert _legend_texts(display.ax_) == ["Adelie", "Gentoo"]
+    assert display.ax_.get_legend().get_title().get_text() == "species"
+    strings = df["species"].astype(str)
+    display = LatentSpaceDisplay.from_estimator(vae, X, strings)
+    assert _legend_texts(display.ax_) == ["Adelie", "Gentoo"]
+
+
+def test_latent_space_continuous_labels_get_a_colour_bar(vae_and_X):
+    vae, X = vae_and_X
+    display = LatentSpaceDisplay.from_estimator(vae, X, np.linspace(0.1, 0.9, len(X)))
+    assert display.classes_ is None and display.ax_.get_legend() is None
+    assert len(display.figure_.axes) == 2  # the plot and its colour bar
+
+
+def test_latent_space_refuses_labels_of_another_length(vae_and_X):
+    vae, X = vae_and_X
+    with pytest.raises(ValueError, match="y has 3 labels but X has 40 rows"):
+        LatentSpaceDisplay.from_estimator(vae, X, ["a", "b", "c"])
+
+
+def test_latent_space_draws_missing_labels_as_missing(vae_and_X):
+    pd = pytest.importorskip("pandas")
+    vae, X = vae_and_X
+    labels = pd.Series(pd.Categorical(["a", None, "b", "a"] * (len(X) // 4)), name="kind")
+    display = LatentSpaceDisplay.from_estimator(vae, X, labels)
+    assert _legend_texts(display.ax_) == ["a", "b", "missing"]
+    assert len(display.ax_.collections[0].get_offsets()) == len(X)
+    objects = np.array(["x", np.nan, "y", None] * (len(X) // 4), dtype=object)
+    display = LatentSpaceDisplay.from_estimator(vae, X, objects)
+    assert _legend_texts(display.ax_) == ["x", "y", "missing"]
