@@ -124,9 +124,10 @@ class BaseVAE(BaseEstimator):
         settings = FitSettings.from_params(
             self.get_params(deep=False), self._AUTO_BATCH_SIZE, self._AUTO_LEARNING_RATE,
             device=resolve_device(self.device), owner=type(self).__name__)
-        previous = self._previous_fit(one_pass)
+        current = self._snapshot() if "_model" in vars(self) else self  # read once
+        previous = current._previous_fit(one_pass)
         trained = object.__new__(type(self))  # fit starts Adam afresh; partial_fit continues
-        trained.__dict__ = {k: v for k, v in vars(self).items() if k != "_optimizer_state"}
+        trained.__dict__ = {k: v for k, v in vars(current).items() if k != "_optimizer_state"}
         X, schema = validate_training_rows(trained, self._prepare_input(X),
                                            previous and previous.model.schema)
         outcome = fit_model(X, schema, settings, previous=previous, one_pass=one_pass)
@@ -216,7 +217,7 @@ class BaseVAE(BaseEstimator):
         Returns
         -------
         Z : ndarray of shape (n_samples, n_components)
-            Posterior means, in the floating dtype of ``X``.
+            Posterior means: float32 for float32 ``X``, else float64.
 
         Examples
         --------

@@ -299,6 +299,7 @@ class FittedVAE:
         """
         typical = self.data_space.typical_row()
         origin = np.zeros((1, self.n_components))
+        self.schema.check_centre(typical)
         try:
             outputs = [
                 self._encode(typical), self.decode_rows(origin),

@@ -343,6 +343,23 @@ class TableSchema:
                 columns.append(_in_dtype_range(values, dtype, self._label(j)))
         return columns
 
+    def check_centre(self, codes):
+        """Raise ``ValueError`` unless every numeric code of ``codes`` lies in its dtype's range.
+
+        For the centre of the training data (the mean of each column): the data
+        came in these dtypes, so their mean cannot lie outside them; a model file
+        saying so describes other data (a float16 column shifted to 1e5).
+        """
+        for j, cats in enumerate(self.categories):
+            bounds = None if cats is not None or self.dtypes is None else _dtype_bounds(
+                self.dtypes[j])
+            if bounds is not None and not bounds[0] <= codes[0, j] <= bounds[1]:
+                raise ValueError(
+                    f"the centre of column {self._label(j)}, {codes[0, j]:.6g}, lies "
+                    f"outside the range [{bounds[0]:.6g}, {bounds[1]:.6g}] of its dtype "
+                    f"{self.dtypes[j]}: the scaling describes other data."
+                )
+
     def _label(self, j):
         return repr(self.columns[j]) if self.columns is not None else str(j)
 

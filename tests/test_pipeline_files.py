@@ -22,11 +22,16 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 import skvae
 from skvae import ModelFileError, VAEOutlierDetector, VAETransformer
-from skvae._persistence import _checksum, _safetensors_metadata
+from skvae._persistence import _checksum, _safetensors_header
 
 skops_io = pytest.importorskip("skops.io")  # the test extra installs it
 
 SMALL = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0, device="cpu")
+
+
+def _safetensors_metadata(data):
+    """The ``__metadata__`` of a safetensors file's bytes."""
+    return _safetensors_header(data).get("__metadata__") or {}
 
 
 @pytest.fixture(scope="module")

@@ -382,9 +382,12 @@ CRAFTED_TABLES = {
     "int16-float": (pd.Series([1, 2] * 20, dtype=np.int16), NAMED,
                     _categories(1, [1, 2.5]), "does not fit"),
     "float16-shift": (np.linspace(60000, 65000, 40).astype(np.float16), AUTO,
-                      _shift(1, 1e6), "far outside the range .* float16"),
+                      _shift(1, 1e6), "outside the range .* float16"),
     "int8-shift": (np.arange(40, dtype=np.int8), AUTO, _shift(1, 1e6),
-                   "far outside the range .* int8"),
+                   "outside the range .* int8"),
+    # Within the samples' saturation, but no float16 data have such a mean.
+    "float16-moderate-shift": (np.linspace(60000, 65000, 40).astype(np.float16), AUTO,
+                               _shift(1, 1e5), "centre of column 'c'.* float16"),
 }
 
 
