@@ -9,8 +9,6 @@ and call the model. Subclasses declare what they fit beyond the model
 (``_fit_extras``) and what of it the model file keeps (``_extra_entries``).
 """
 
-from numbers import Integral
-
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils.validation import check_array, check_is_fitted
@@ -23,7 +21,7 @@ from ._params import SHARED_PARAMETER_CONSTRAINTS
 from ._random import seed_from
 from ._state import estimator_state, fitted_attributes, fitted_attributes_from_state
 from ._training import TrainingHistory
-from ._validation import validate_rows, validate_training_rows
+from ._validation import check_n_samples, given_rows, validate_rows, validate_training_rows
 
 
 class BaseVAE(BaseEstimator):
@@ -148,11 +146,8 @@ class BaseVAE(BaseEstimator):
                            self.n_iter_)
 
     def _fit_extras(self, model, X, *, warm, one_pass):
-        """Fitted attributes beyond the model, from the new ``model`` and the rows ``X``.
-
-        ``warm``: the fit continued the previous one; ``one_pass``: it was a
-        ``partial_fit`` call, and ``X`` its chunk.
-        """
+        """Fitted attributes beyond the model, from the new ``model`` and the rows ``X``
+        (``warm``: the fit continued the previous one; ``one_pass``: ``partial_fit``)."""
         return {}
 
     def _fresh_attributes(self):
@@ -179,8 +174,6 @@ class BaseVAE(BaseEstimator):
         attributes = fitted_attributes_from_state(
             state, weights, self._extra_entries, owner=type(self).__name__)
         self.__dict__ = {**vars(self), **attributes, **self._fresh_attributes()}
-
-    # --------------------------------------------------------------- inference
 
     def _snapshot(self):
         """This estimator as it is now, whatever fit another thread commits meanwhile.
@@ -265,8 +258,8 @@ class BaseVAE(BaseEstimator):
         return fitted._model.decode(check_array(Z, dtype=[np.float64, np.float32],
                                                 input_name="Z"))
 
-    def sample(self, n_samples=1, *, random_state=None, return_mean=False):
-        """Generate new data from the fitted model.
+    def sample(self, n_samples=1, *, given=None, random_state=None, return_mean=False):
+        """Generate new data from the fitted model, optionally given some columns.
 
         Draws latent codes ``z ~ N(0, I)`` and decodes them. By default it returns
         draws from the full model, ``x ~ p(x | z)``, as
@@ -274,29 +267,51 @@ class BaseVAE(BaseEstimator):
         ``return_mean=True`` it returns the decoder means ``E[x | z]`` instead,
         the smooth images usually shown for VAEs.
 
+        With ``given``, the entries it holds are kept and the others (NaN,
+        ``None``) are drawn from the model's conditional ``p(x_mis | x_obs)``,
+        by sampling importance resampling over ``n_importance_samples``
+        posterior draws, as :class:`~skvae.VAEImputer` does with
+        ``sample_posterior=True``; ``return_mean=True`` gives the conditional
+        means (the most probable category for a categorical column).
+
         Parameters
         ----------
         n_samples : int, default=1
             Number of rows to generate.
+        given : array-like or DataFrame of shape (1 or n_samples, n_features), \
+default=None
+            Rows with the columns to condition on set and NaN elsewhere, in the
+            format of the training data; one row is used for every sample.
         random_state : int, RandomState instance or None, default=None
             Seeds the draws. ``None`` draws fresh entropy from the operating
             system, without touching numpy's global random state.
         return_mean : bool, default=False
-            Return ``E[x | z]`` rather than a draw from ``p(x | z)``.
+            Return means rather than draws.
 
         Returns
         -------
         X : ndarray or DataFrame of shape (n_samples, ``n_features_in_``)
             Generated data, in the units and format of the training data.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skvae import VAETransformer
+        >>> X = np.random.RandomState(0).normal(size=(300, 3))
+        >>> vae = VAETransformer(hidden_layer_sizes=(16,), tol=1.0, random_state=0).fit(X)
+        >>> draws = vae.sample(4, given=[[1.5, np.nan, np.nan]], random_state=0)
+        >>> draws.shape, bool(np.all(draws[:, 0] == 1.5))
+        ((4, 3), True)
         """
         fitted = self._snapshot()
-        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
-            raise ValueError(
-                f"n_samples={n_samples!r} must be a positive integer, the number of "
-                "rows to generate."
-            )
-        return fitted._model.sample(n_samples, seed_from(random_state),
-                                    return_mean=return_mean)
+        check_n_samples(n_samples)
+        seed = seed_from(random_state)
+        if given is None:
+            return fitted._model.sample(n_samples, seed, return_mean=return_mean)
+        rows = given_rows(fitted._validate_X(given), n_samples)
+        fitted._model.check_support(rows, clip=True)
+        return fitted._model.sample_given(rows, fitted.n_importance_samples, seed,
+                                          return_mean=return_mean)
 
     def score_samples(self, X, *, random_state=None):
         """Estimate the log-likelihood ``log p(x)`` of each row, in nats.
@@ -360,8 +375,6 @@ class BaseVAE(BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.input_tags.categorical = True
         return tags
-
-    # ------------------------------------------------------------- pickling
 
     def __getstate__(self):
         # Every tensor pickles with its device; CPU copies unpickle anywhere. A

@@ -174,6 +174,33 @@ class FittedVAE:
             )
         return samples
 
+    def sample_given(self, X, n_draws, seed, *, return_mean=False):
+        """The rows ``X`` (table codes) with their holes drawn from p(x_mis | x_obs).
+
+        Observed entries are kept. Each row gets posterior draws of its own from
+        a generator seeded by ``seed``, so identical given rows get independent
+        samples (unlike imputation, whose draws are keyed by the row's content).
+        """
+        generator = torch.Generator(device=self.device_here).manual_seed(seed)
+
+        def draw(x):
+            noise = torch.randn((n_draws, x.shape[0], self.n_components),
+                                generator=generator, device=x.device)
+            if return_mean:
+                return self.module.conditional_mean(x, noise)
+            return self.module.conditional_draw(x, noise, generator)
+
+        values = self.data_space.to_data(
+            self._map_rows(draw, X, importance_chunk_rows(n_draws)))
+        missing = np.isnan(X)
+        filled = np.where(missing, values, X)
+        if not np.all(np.isfinite(filled)):
+            raise ValueError(
+                f"{self.owner} generated NaN or infinite values: its decoder "
+                "or scaling overflows float64. Refit the model (on rescaled data)."
+            )
+        return self.schema.to_user(filled)
+
     # ------------------------------------------------------------- scoring
 
     def log_likelihood(self, X, n_draws, *, random_state=None, complete=False, verbose=0):

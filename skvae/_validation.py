@@ -6,6 +6,8 @@ fitted :class:`~skvae._tables.TableSchema`. Either way the result is a float
 array of codes, NaN where an entry is missing (see :mod:`skvae._tables`).
 """
 
+from numbers import Integral
+
 import numpy as np
 from sklearn.utils.validation import validate_data
 
@@ -100,3 +102,24 @@ def infinite_columns_message(X, estimator):
         f"{', '.join(labels) or '?'}), which {type(estimator).__name__} cannot model. "
         "Replace them with np.nan, which it reads as missing, or with finite values."
     )
+
+
+def check_n_samples(n_samples):
+    """Refuse an ``n_samples`` that is not a positive integer (bools included)."""
+    if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
+        raise ValueError(
+            f"n_samples={n_samples!r} must be a positive integer, the number of "
+            "rows to generate."
+        )
+
+
+def given_rows(rows, n_samples):
+    """The validated ``given`` rows of ``sample``, one per sample (one row repeated)."""
+    if rows.shape[0] == 1:
+        return np.repeat(rows, n_samples, axis=0)
+    if rows.shape[0] != n_samples:
+        raise ValueError(
+            f"given has {rows.shape[0]} rows, but n_samples={n_samples}: pass one row "
+            "(used for every sample) or one row per sample."
+        )
+    return rows
