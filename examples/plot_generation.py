@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 from sklearn.exceptions import ConvergenceWarning
 
 from skvae import VAETransformer
-from skvae.plotting import ImageGridDisplay
+from skvae.plotting import ImageGridDisplay, InterpolationDisplay
 
 # _data.py, next to the examples: MNIST when its files are at hand, else the digits.
 from _data import load_images, mark_quick
@@ -65,5 +65,21 @@ axes[2].set_title("sample(64): pixels drawn from p(x | z)")
 fig.tight_layout()
 mark_quick(fig)
 path = OUTPUT / "generation.png"
+fig.savefig(path, dpi=100)
+print(f"wrote {path}")
+
+# %%
+# A walk through latent space
+# ---------------------------
+# ``interpolate`` encodes two images, decodes evenly spaced points on the
+# straight line between their codes, and :class:`~skvae.plotting.InterpolationDisplay`
+# draws each line as a row: one test image turning into another.
+
+fig, ax = plt.subplots(figsize=(10, 5))
+InterpolationDisplay.from_estimator(vae, X_test[:4], X_test[4:8], n_steps=10, ax=ax)
+ax.set_title("interpolate(X_test[:4], X_test[4:8], n_steps=10)")
+fig.tight_layout()
+mark_quick(fig)
+path = OUTPUT / "interpolation.png"
 fig.savefig(path, dpi=100)
 print(f"wrote {path}")

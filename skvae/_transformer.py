@@ -1,5 +1,8 @@
 """VAETransformer: a variational autoencoder as a scikit-learn transformer."""
 
+from numbers import Integral
+
+import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
 from ._base import BaseVAE
@@ -282,6 +285,50 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
             means for the Gaussian.
         """
         return self.decode(X)
+
+    def interpolate(self, X_start, X_end, n_steps=8):
+        """Decode points on the straight line between two rows' latent codes.
+
+        Each row of ``X_start`` and the row of ``X_end`` at the same position
+        are encoded (posterior means, as :meth:`transform`); ``n_steps`` points
+        evenly spaced from the first code to the second, both included, are
+        decoded to the likelihood's means (as :meth:`inverse_transform`). The
+        walk between two images that every VAE tutorial shows:
+        :class:`~skvae.plotting.InterpolationDisplay` draws it.
+
+        Parameters
+        ----------
+        X_start, X_end : array-like or DataFrame of shape (n_pairs, n_features)
+            The rows to start and end at, in the format of the training data.
+        n_steps : int, default=8
+            Points per line, at least 2.
+
+        Returns
+        -------
+        X_path : ndarray or DataFrame of shape (n_pairs * n_steps, n_features)
+            The decoded points, pair by pair, in the format of the training data.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skvae import VAETransformer
+        >>> X = np.random.RandomState(0).normal(size=(100, 3))
+        >>> vae = VAETransformer(hidden_layer_sizes=(8,), tol=1.0, random_state=0).fit(X)
+        >>> vae.interpolate(X[:1], X[1:2], n_steps=5).shape
+        (5, 3)
+        """
+        if not isinstance(n_steps, Integral) or isinstance(n_steps, bool) or n_steps < 2:
+            raise ValueError(f"n_steps={n_steps!r} must be an integer of at least 2.")
+        fitted = self._snapshot()
+        start, end = fitted.transform(X_start), fitted.transform(X_end)
+        if start.shape != end.shape:
+            raise ValueError(
+                f"X_start has {start.shape[0]} rows and X_end {end.shape[0]}: pass one "
+                "row of each per line."
+            )
+        weights = np.linspace(0.0, 1.0, n_steps, dtype=start.dtype)[None, :, None]
+        path = (1 - weights) * start[:, None, :] + weights * end[:, None, :]
+        return fitted.inverse_transform(path.reshape(-1, start.shape[1]))
 
     @property
     def _n_features_out(self):

@@ -328,6 +328,84 @@ class ImageGridDisplay:
         return self
 
 
+class InterpolationDisplay:
+    """Images decoded along straight lines in latent space, one line per grid row.
+
+    Use :meth:`from_estimator` with a fitted :class:`~skvae.VAETransformer` and
+    pairs of rows; :meth:`VAETransformer.interpolate` computes the images.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_pairs * n_steps, n_pixels)
+        Flat images, line by line.
+    image_shape : tuple of int
+        ``(height, width)`` or ``(channels, height, width)`` of each image.
+    n_steps : int
+        Images per line.
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+        The axes drawn on.
+    figure_ : matplotlib Figure
+        The figure holding ``ax_``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from skvae import VAETransformer
+    >>> from skvae.plotting import InterpolationDisplay
+    >>> X = np.random.RandomState(0).uniform(size=(60, 16))
+    >>> vae = VAETransformer(hidden_layer_sizes=(8,), tol=1.0, random_state=0).fit(X)
+    >>> display = InterpolationDisplay.from_estimator(vae, X[:2], X[2:4], n_steps=6)
+    >>> display.images.shape
+    (12, 16)
+    """
+
+    def __init__(self, images, *, image_shape, n_steps):
+        self.images = images
+        self.image_shape = image_shape
+        self.n_steps = n_steps
+
+    @classmethod
+    def from_estimator(cls, estimator, X_start, X_end, *, n_steps=8, image_shape=None,
+                       ax=None):
+        """Plot ``estimator.interpolate(X_start, X_end, n_steps)`` as a grid of images.
+
+        Parameters
+        ----------
+        estimator : fitted VAETransformer
+        X_start, X_end : array-like of shape (n_pairs, n_features)
+            The images to start and end each line at.
+        n_steps : int, default=8
+            Images per line, the two ends included.
+        image_shape : tuple of int or None, default=None
+            Shape of each image; None takes the estimator's ``image_shape_`` or, for
+            a square number of features, a square grey image.
+        ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when None.
+
+        Returns
+        -------
+        display : InterpolationDisplay
+        """
+        check_is_fitted(estimator)
+        image_shape = _resolve_image_shape(image_shape, estimator)
+        images = np.asarray(estimator.interpolate(X_start, X_end, n_steps=n_steps))
+        return cls(images, image_shape=image_shape, n_steps=n_steps).plot(ax=ax)
+
+    def plot(self, *, ax=None, cmap="gray_r"):
+        """Draw each line as a row of images, start on the left; returns self."""
+        ax = _axes(ax)
+        canvas = _tile(self.images, self.image_shape, self.n_steps)
+        ax.imshow(canvas, cmap=cmap, interpolation="nearest")
+        ax.set_axis_off()
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
+
+
 class LatentManifoldDisplay:
     """Images decoded from a regular grid of latent points: the learned manifold.
 

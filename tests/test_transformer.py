@@ -288,3 +288,40 @@ def test_unpickles_on_the_cpu_when_the_training_device_is_missing(fitted, gaussi
     if not torch.cuda.is_available():
         assert restored._model.device_here == torch.device("cpu")
     np.testing.assert_array_equal(restored.score_samples(gaussian_data), expected)
+
+
+def test_interpolate_decodes_the_line_between_two_codes():
+    X = np.random.RandomState(0).uniform(size=(120, 16))
+    vae = small_vae(max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae.fit(X)
+    path = vae.interpolate(X[:2], X[2:4], n_steps=5)
+    assert path.shape == (10, 16)
+    Z_start, Z_end = vae.transform(X[:2]), vae.transform(X[2:4])
+    np.testing.assert_allclose(path[0], vae.inverse_transform(Z_start[:1])[0], rtol=1e-6)
+    np.testing.assert_allclose(path[4], vae.inverse_transform(Z_end[:1])[0], rtol=1e-6)
+    np.testing.assert_allclose(path[7], vae.inverse_transform(
+        (Z_start[1:] + Z_end[1:]) / 2)[0], rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="n_steps=1 must be an integer of at least 2"):
+        vae.interpolate(X[:1], X[1:2], n_steps=1)
+    with pytest.raises(ValueError, match="X_start has 2 rows and X_end 1"):
+        vae.interpolate(X[:2], X[2:3])
+
+
+def test_interpolation_display_draws_one_line_per_grid_row():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from skvae.plotting import InterpolationDisplay
+
+    X = np.random.RandomState(0).uniform(size=(60, 16))
+    vae = small_vae(max_iter=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae.fit(X)
+    display = InterpolationDisplay.from_estimator(vae, X[:3], X[3:6], n_steps=4,
+                                                  image_shape=(4, 4))
+    # 3 lines of 4 images of 4 x 4 with one-pixel gaps.
+    assert display.ax_.get_images()[0].get_array().shape == (3 * 5 - 1, 4 * 5 - 1)
+    np.testing.assert_allclose(display.images, vae.interpolate(X[:3], X[3:6], n_steps=4))
