@@ -77,6 +77,11 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
     negative for outliers, :meth:`predict` returns -1 for outliers and +1 for
     inliers.
 
+    :meth:`score_features` says which columns make a row an outlier (each
+    column's share of its score), :meth:`set_threshold` sets the threshold by
+    the false-alarm rate on clean rows, and :meth:`p_values` tests rows against
+    the scores of the training rows.
+
     Tables with categorical columns and missing values are scored as they are
     (see :class:`~skvae.VAETransformer`). A row with missing entries must not
     look more normal for having fewer terms in its likelihood, so each missing
@@ -220,7 +225,8 @@ default="log_likelihood"
     ----------
     offset_ : float
         Threshold on :meth:`score_samples`: ``decision_function`` is
-        ``score_samples - offset_``, negative for outliers.
+        ``score_samples - offset_``, negative for outliers. Set by ``fit`` from
+        ``contamination``, or by :meth:`set_threshold` from a false-alarm rate.
     likelihood_ : str
         The likelihood used: ``"bernoulli"``, ``"gaussian"``, or ``"mixed"`` for
         a table with categorical columns.
