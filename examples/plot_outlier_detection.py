@@ -125,8 +125,8 @@ print(f"p_values <= 0.05: {np.mean(p_values[held_out] <= 0.05):.1%} of held-out 
 # lowest ones of the test row the detector finds least likely.
 
 worst = int(np.argmin(scores))
-display = FeatureScoreDisplay.from_estimator(detector[-1], scaled_test, row=worst,
-                                             n_top=8)
+# Given the whole pipeline, the display scales the row before the detector reads it.
+display = FeatureScoreDisplay.from_estimator(detector, X_test, row=worst, n_top=8)
 display.ax_.set_title(f"Test row {worst} (p-value {p_values[worst]:.4f}): its 8 "
                       "least likely columns")
 display.figure_.tight_layout()

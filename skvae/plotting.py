@@ -677,8 +677,10 @@ class FeatureScoreDisplay:
 
         Parameters
         ----------
-        estimator : fitted VAEOutlierDetector
+        estimator : fitted VAEOutlierDetector, or a Pipeline ending in one
             Fitted with ``anomaly_score="log_likelihood"`` or ``"reconstruction"``.
+            A Pipeline's steps before the detector transform the row, and their
+            ``get_feature_names_out`` names the bars.
         X : array-like of shape (n_samples, n_features)
             Rows (a DataFrame, an array, a list of rows); only row ``row`` is scored.
         row : int, default=0
@@ -698,10 +700,14 @@ class FeatureScoreDisplay:
         check_is_fitted(estimator)
         if isinstance(n_top, bool) or not isinstance(n_top, (int, np.integer)) or n_top < 1:
             raise ValueError(f"n_top={n_top!r} must be a positive integer.")
-        one_row = _one_row(X, row)
+        one_row, names = _one_row(X, row), None
+        if hasattr(estimator, "steps"):  # a Pipeline ending in the detector
+            preprocessing, estimator = estimator[:-1], estimator[-1]
+            one_row, names = preprocessing.transform(one_row), _names_out(preprocessing)
         scores = np.asarray(estimator.score_features(one_row), dtype=np.float64)[0]
-        names = getattr(estimator, "feature_names_in_", None)
-        names = ([str(n) for n in names] if names is not None
+        fitted_names = getattr(estimator, "feature_names_in_", None)
+        names = fitted_names if fitted_names is not None else names
+        names = ([str(n) for n in names] if names is not None and len(names) == len(scores)
                  else [f"x{j}" for j in range(len(scores))])
         if image_shape is not None or _fitted_image(estimator):
             image_shape = _resolve_image_shape(image_shape, estimator, len(scores))
@@ -743,6 +749,14 @@ def _fitted_image(estimator):
     """Whether the estimator's rows are real images (``image_shape_`` with height and width)."""
     shape = getattr(estimator, "image_shape_", None)
     return shape is not None and shape[1] > 1 and shape[2] > 1
+
+
+def _names_out(preprocessing):
+    """The output column names of fitted preprocessing steps, or None where they have none."""
+    try:
+        return list(preprocessing.get_feature_names_out())
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 def _one_row(X, row):

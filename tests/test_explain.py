@@ -348,3 +348,34 @@ def test_every_public_name_is_exported():
     from skvae.plotting import FeatureScoreDisplay  # noqa: F401
 
     assert callable(skvae.VAEOutlierDetector.score_features)
+
+
+def test_column_terms_come_back_in_the_users_column_order_in_data_units():
+    from skvae._data import DataSpace
+
+    # User columns: a category, a Gaussian (scale 2), a 0/1 column, a Gaussian
+    # (scale 10); the likelihood orders them Gaussian, Bernoulli, categorical.
+    space = DataSpace(["categorical", "gaussian", "bernoulli", "gaussian"],
+                      np.array([0.0, 1.0, 0.0, 5.0]), np.array([1.0, 2.0, 1.0, 10.0]),
+                      [3, 0, 0, 0])
+    terms = np.array([[-1.0, -3.0, -2.0, -4.0]])  # g(col 1), g(col 3), b(col 2), c(col 0)
+    np.testing.assert_allclose(space.column_terms_to_data(terms),
+                               [[-4.0, -1.0 - np.log(2.0), -2.0, -3.0 - np.log(10.0)]])
+
+
+def test_the_lowest_share_names_the_corrupted_column_of_a_mixed_frame():
+    rng = np.random.RandomState(0)
+    n = 600
+    size = rng.normal(size=n)
+    frame = pd.DataFrame({
+        "colour": pd.Categorical(np.where(size > 0, "red", "blue")),
+        "flag": (size > 0.5).astype(float),
+        "weight": 3 * size + 0.1 * rng.normal(size=n),
+        "size": size,
+    })
+    detector = fit(frame, max_iter=40)
+    test = frame.iloc[:10].copy()
+    test["weight"] += 3.0 * frame["weight"].std() * np.where(test["size"] > 0, -1, 1)
+    features = detector.score_features(test)
+    assert list(features.columns) == ["colour", "flag", "weight", "size"]
+    assert (features.idxmin(axis=1) == "weight").mean() >= 0.8

@@ -256,3 +256,19 @@ def test_feature_scores_of_an_image_are_a_heat_map_over_it():
                                device="cpu", likelihood="bernoulli").fit(images)
     display = FeatureScoreDisplay.from_estimator(dense, images, image_shape=(4, 4))
     assert display.ax_.get_images()[0].get_array().shape == (4, 4)
+
+
+def test_feature_scores_of_a_pipeline_name_the_columns_its_steps_give(detector_and_frame):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    _, frame = detector_and_frame
+    pipe = make_pipeline(MinMaxScaler(), VAEOutlierDetector(
+        hidden_layer_sizes=(8,), max_iter=20, random_state=0, device="cpu")).fit(frame)
+    rows = frame.iloc[:2].copy()
+    rows.iloc[0, 1] += 8  # column "b"
+    display = FeatureScoreDisplay.from_estimator(pipe, rows, n_top=2)
+    assert display.ax_.get_yticklabels()[0].get_text() == "b"
+    scaled = pipe[:-1].transform(rows.iloc[[0]])
+    np.testing.assert_allclose(sorted(p.get_width() for p in display.ax_.patches),
+                               np.sort(pipe[-1].score_features(scaled)[0])[:2])
