@@ -499,9 +499,9 @@ default="log_likelihood"
         rows come from the same distribution as ``X`` (they are exchangeable),
         about that share of them. ``X`` should be rows known to be normal that
         the model was not trained on: on the training rows the scores are a
-        little higher, and the threshold a little too low. The next ``fit``
-        sets ``offset_`` from ``contamination`` again; :func:`skvae.save` keeps
-        the threshold set here.
+        little higher, so a threshold set there flags more new rows than asked.
+        The next ``fit`` (or ``partial_fit``) sets ``offset_`` from
+        ``contamination`` again; :func:`skvae.save` keeps the threshold set here.
 
         Parameters
         ----------
