@@ -281,6 +281,24 @@ class DataSpace:
         """
         return float(np.log(self.scale).sum())
 
+    def column_terms_to_data(self, terms):
+        """Per-column log-densities of scaled data as the user's columns, in data units.
+
+        ``terms`` has one column per column of the likelihood, in its order
+        (every column for one likelihood; for a table the Gaussian columns, then
+        the Bernoulli columns, then the categorical ones). The result has the
+        user's column order, and each Gaussian column's density is of the value
+        as passed: ``log(scale_j)`` less, so the columns of a row sum to its
+        log-density minus :attr:`log_abs_det`.
+        """
+        terms = np.asarray(terms, dtype=np.float64)
+        if self.likelihood == "mixed":
+            order = np.concatenate([self._columns[kind] for kind in KINDS])
+            columns = np.empty_like(terms)
+            columns[:, order] = terms
+            terms = columns
+        return terms - np.log(self.scale)
+
     def log_abs_det_of(self, X):
         """log|det| of the scaling of each row of ``X``: its observed entries only.
 

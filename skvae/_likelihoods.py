@@ -52,6 +52,22 @@ class BernoulliLikelihood(nn.Module):
         bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
         return -_observed_sum(bce, observed)
 
+    def log_prob_terms(self, x, logits):
+        """log p(x_j | z) of each feature, before the sum; shape ``logits.shape``.
+
+        One entry per feature: :meth:`log_prob` is their sum over observed entries.
+        """
+        return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits),
+                                                   reduction="none")
+
+    def column_entropy(self, logits):
+        """:meth:`entropy`: one entry per feature, as :meth:`log_prob_terms`."""
+        return self.entropy(logits)
+
+    def column_observed(self, observed):
+        """Which entries of :meth:`log_prob_terms` are observed: ``observed`` itself."""
+        return observed
+
     def mean(self, logits):
         return torch.sigmoid(logits)
 
@@ -106,9 +122,24 @@ class GaussianLikelihood(nn.Module):
         return _observed_sum(-0.5 * gaussian_minus_twice_log_density(x, loc, self.variance),
                              observed)
 
+    def log_prob_terms(self, x, loc):
+        """log N(x_j; loc_j, variance_j) of each feature, before the sum; shape ``loc.shape``.
+
+        One entry per feature: :meth:`log_prob` is their sum over observed entries.
+        """
+        return -0.5 * gaussian_minus_twice_log_density(x, loc, self.variance)
+
     def entropy(self, loc):
         """Entropy of each feature's distribution, in nats; shape ``loc.shape``."""
         return (0.5 * (_LOG_2PI + 1.0 + self.variance.log())).expand_as(loc)
+
+    def column_entropy(self, loc):
+        """:meth:`entropy`: one entry per feature, as :meth:`log_prob_terms`."""
+        return self.entropy(loc)
+
+    def column_observed(self, observed):
+        """Which entries of :meth:`log_prob_terms` are observed: ``observed`` itself."""
+        return observed
 
     def mean(self, loc):
         return loc
@@ -208,6 +239,41 @@ class MixedLikelihood(nn.Module):
             total = total + categorical_log_prob(one_hot, logits)
         return total
 
+    @property
+    def n_columns(self):
+        """Columns of the table: one per numeric column, one per categorical block."""
+        return self.n_gaussian + self.n_bernoulli + len(self.levels)
+
+    def log_prob_terms(self, x, params):
+        """log p(x_j | z) of each *column*, before the sum; shape ``(..., n_columns)``.
+
+        The Gaussian columns, then the Bernoulli columns, then one entry per
+        categorical column (the log-probability of its category, its whole
+        one-hot block in one entry): :meth:`log_prob` is their sum over observed
+        columns. A missing category (an all-zero block) gives 0.
+        """
+        x_parts, params_parts = self._parts(x.expand_as(params)), self._parts(params)
+        terms = [self.gaussian.log_prob_terms(x_parts[0], params_parts[0]),
+                 self.bernoulli.log_prob_terms(x_parts[1], params_parts[1])]
+        terms += [categorical_log_prob(one_hot, logits)[..., None]
+                  for one_hot, logits in zip(x_parts[2:], params_parts[2:])]
+        return torch.cat(terms, dim=-1)
+
+    def column_entropy(self, params):
+        """Entropy of each column's distribution, one entry per column as in log_prob_terms."""
+        parts = self._parts(params)
+        blocks = [self.gaussian.entropy(parts[0]), self.bernoulli.entropy(parts[1])]
+        blocks += [_categorical_entropy(logits) for logits in parts[2:]]
+        return torch.cat(blocks, dim=-1)
+
+    def column_observed(self, observed):
+        """Which columns are observed, from the mask of the tensor's entries.
+
+        A categorical block is missing or observed as a whole: its first entry says which.
+        """
+        parts = self._parts(observed)
+        return torch.cat(list(parts[:2]) + [block[..., :1] for block in parts[2:]], dim=-1)
+
     def mean(self, params):
         """Means of the numeric columns and probabilities of the categories."""
         parts = self._parts(params)
@@ -239,10 +305,15 @@ class MixedLikelihood(nn.Module):
         parts = self._parts(params)
         blocks = [self.gaussian.entropy(parts[0]), self.bernoulli.entropy(parts[1])]
         for logits in parts[2:]:
-            log_p = torch.log_softmax(logits, dim=-1)
-            column = -(log_p.exp() * log_p).sum(-1, keepdim=True)
+            column = _categorical_entropy(logits)
             blocks.append(torch.cat([column, torch.zeros_like(logits[..., 1:])], dim=-1))
         return torch.cat(blocks, dim=-1)
+
+
+def _categorical_entropy(logits):
+    """Entropy of softmax(``logits``) over the last axis, kept as an axis of size 1."""
+    log_p = torch.log_softmax(logits, dim=-1)
+    return -(log_p.exp() * log_p).sum(-1, keepdim=True)
 
 
 LIKELIHOODS = {

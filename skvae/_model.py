@@ -84,13 +84,14 @@ class FittedVAE:
 
     # ------------------------------------------------------------ row maps
 
-    def _map_rows(self, function, X, chunk_rows, *, verbose=0):
+    def _map_rows(self, function, X, chunk_rows, *, verbose=0, finish=None):
         """``function`` of the scaled rows of ``X`` (table codes), as a float64 array."""
         device = self.device_here
         with one_thread_for_small(self.module):
             return map_rows(
                 function, X, lambda block: self.data_space.to_tensor(block, device),
                 chunk_rows, input_name="X", owner=self.owner, verbose=verbose,
+                finish=finish,
             )
 
     def row_noise(self, x, seed, n_draws):
@@ -225,6 +226,30 @@ class FittedVAE:
         """log p(x | z = E[z | x]) of each row, completed for holes, in data units."""
         values = self._map_rows(self.module.reconstruction_log_prob, X, CHUNK_ROWS)
         return self.complete_missing(values, X)
+
+    def feature_log_likelihood(self, X, n_draws):
+        """Each column's term of the posterior's reconstruction log-likelihood, in data units.
+
+        Entry (i, j) is ``E[log p(x_ij | z)]`` under the posterior p(z | x_i),
+        estimated from the model's own ``n_draws`` per-row draws with their
+        self-normalised importance weights; a missing entry holds its expected
+        term, as :meth:`complete_missing` adds it. One column per user column
+        (a categorical column is one). A row's entries sum to the
+        importance-weighted estimate of ``E[log p(x | z)]``, completed for
+        holes, in data units.
+        """
+        seed = self.noise_seed
+
+        def terms(x):
+            return self.module.posterior_feature_terms(x, self.row_noise(x, seed, n_draws))
+
+        return self._map_rows(terms, X, importance_chunk_rows(n_draws),
+                              finish=self.data_space.column_terms_to_data)
+
+    def reconstruction_feature_log_likelihood(self, X):
+        """Each column's term of :meth:`reconstruction_log_likelihood`: its rows' sums."""
+        return self._map_rows(self.module.reconstruction_feature_terms, X, CHUNK_ROWS,
+                              finish=self.data_space.column_terms_to_data)
 
     def negative_kl(self, X):
         """-KL(q(z | x) || N(0, I)) of each row: how typical its latent code is."""

@@ -305,6 +305,45 @@ class VAE(nn.Module):
         entropy = self.likelihood.entropy(self.decoder(mean))
         return torch.where(observed, 0.0, entropy).sum(-1)
 
+    def reconstruction_feature_terms(self, x):
+        """log p(x_j | z = E[z | x]) of each column of each row, shape (n, n_columns).
+
+        The terms of :meth:`reconstruction_log_prob` before the sum, one per
+        column of the likelihood (a categorical column is one); a missing column
+        holds its expected term, minus the entropy of p(x_j | z = E[z | x]), the
+        term :meth:`missing_entropy` sums.
+        """
+        x, observed = self._split_missing(x)
+        mean, _ = self._encode_filled(x, observed)
+        params = self.decoder(mean)
+        return self._completed_terms(self.likelihood.log_prob_terms(x, params), params,
+                                     observed)
+
+    def posterior_feature_terms(self, x, noise):
+        """log p(x_j | z) of each column, averaged over p(z | x_obs) by importance weights.
+
+        ``noise`` holds K posterior draws per row, as for :meth:`log_likelihood`;
+        the average uses their self-normalised importance weights, those of
+        :meth:`conditional_mean`, so it estimates the expectation under the
+        posterior p(z | x_obs), not under the encoder's q(z | x). Shape
+        (n, n_columns); a missing column holds minus its entropy at
+        ``z = E[z | x]``, as in :meth:`reconstruction_feature_terms`.
+        """
+        params, weights = self._importance_weights(x, noise)
+        filled, observed = self._split_missing(x)
+        terms = (weights[..., None] * self.likelihood.log_prob_terms(filled, params)).sum(0)
+        if observed is None:
+            return terms
+        mean, _ = self._encode_filled(filled, observed)
+        return self._completed_terms(terms, self.decoder(mean), observed)
+
+    def _completed_terms(self, terms, params, observed):
+        """Per-column ``terms`` with each missing column's expected term, ``-H(p(x_j | z))``."""
+        if observed is None:
+            return terms
+        return torch.where(self.likelihood.column_observed(observed), terms,
+                           -self.likelihood.column_entropy(params))
+
     @property
     def n_components(self):
         """Dimension of the latent space (the encoder head gives mean and log-variance)."""

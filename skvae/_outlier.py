@@ -11,6 +11,7 @@ from ._base import BaseVAE
 from ._draws import MAX_DRAWS
 from ._random import spawned_seed
 from ._state import FittedEntry, finite_number
+from ._tables import _import_pandas, is_dataframe
 from ._warnings import warn
 
 # Tukey's fence: with contamination="auto", rows scoring more than this many
@@ -20,6 +21,12 @@ from ._warnings import warn
 # the ADBench sets with fewer than 10% of them (3: 2.7 times; see
 # benchmarks/results_contamination.md).
 _TUKEY_K = 3.0
+
+# Training scores kept for p_values: at most this many, evenly spaced order
+# statistics of all of them beyond it. A model file stores them as JSON numbers,
+# about 20 bytes each: 10,000 add 0.2 MB at most, and give p-values a resolution
+# of 1e-4, finer than any false-alarm rate worth setting.
+MAX_REFERENCE_SCORES = 10_000
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,11 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
     normal rows, :meth:`decision_function` is ``score_samples - offset_`` and
     negative for outliers, :meth:`predict` returns -1 for outliers and +1 for
     inliers.
+
+    :meth:`score_features` says which columns make a row an outlier (each
+    column's share of its score), :meth:`set_threshold` sets the threshold by
+    the false-alarm rate on clean rows, and :meth:`p_values` tests rows against
+    the scores of the training rows.
 
     Tables with categorical columns and missing values are scored as they are
     (see :class:`~skvae.VAETransformer`). A row with missing entries must not
@@ -213,7 +225,8 @@ default="log_likelihood"
     ----------
     offset_ : float
         Threshold on :meth:`score_samples`: ``decision_function`` is
-        ``score_samples - offset_``, negative for outliers.
+        ``score_samples - offset_``, negative for outliers. Set by ``fit`` from
+        ``contamination``, or by :meth:`set_threshold` from a false-alarm rate.
     likelihood_ : str
         The likelihood used: ``"bernoulli"``, ``"gaussian"``, or ``"mixed"`` for
         a table with categorical columns.
@@ -337,6 +350,10 @@ default="log_likelihood"
                     lambda value, n_features: _score_kind_from_file(value)),
         FittedEntry("_score_draws", "n_importance_samples", int,
                     lambda value, n_features: _score_draws_from_file(value)),
+        # Optional: detector files written before p_values still load.
+        FittedEntry("_reference_scores", "training_scores", lambda scores: scores.tolist(),
+                    lambda value, n_features: _reference_scores_from_file(value),
+                    optional=True),
     )
 
     def _fit_extras(self, model, X, *, warm, one_pass):
@@ -365,7 +382,8 @@ default="log_likelihood"
         else:
             offset = float(np.percentile(scores, 100.0 * self.contamination))
         return {"offset_": offset, "_score_kind": self.anomaly_score,
-                "_score_draws": self.n_importance_samples, "_offset_sample": sample}
+                "_score_draws": self.n_importance_samples, "_offset_sample": sample,
+                "_reference_scores": reference_scores(scores)}
 
     def score_samples(self, X, *, random_state=None):
         """Normality score of each row: higher is more normal.
@@ -396,6 +414,171 @@ default="log_likelihood"
         return anomaly_scores(fitted._model, fitted._validate_X(X), fitted._score_kind,
                               fitted._score_draws, random_state=random_state,
                               verbose=fitted.verbose)
+
+    def score_features(self, X):
+        """Each column's share of each row's score: which columns make a row an outlier.
+
+        Entry ``(i, j)`` is the log-density of column ``j`` of row ``i`` given the
+        row's latent code, ``log p(x_ij | z)`` in nats, in the units of the data
+        as passed (a density of the value itself, not of its standardised form).
+        Lower is less likely: a row's lowest entries are the columns that make
+        it unusual. What ``z`` is depends on the ``anomaly_score`` the detector
+        was fitted with:
+
+        - ``"log_likelihood"``: the average over the posterior p(z | x_i),
+          estimated from the same ``n_importance_samples`` per-row draws as
+          :meth:`score_samples`, weighted by their self-normalised importance
+          weights (those of the importance-weighted bound). A row's entries
+          sum to the estimate of ``E[log p(x_i | z)]`` under the posterior, the
+          reconstruction part of ``log p(x_i) = E[log p(x_i | z)] -
+          KL(p(z | x_i) || p(z))``: :meth:`score_samples` minus the sum is the
+          estimate of minus that KL divergence, the part no column accounts for.
+        - ``"reconstruction"``: ``z = E[z | x_i]``; a row's entries sum to its
+          :meth:`score_samples` (up to float32 rounding).
+        - ``"latent"`` scores the code alone and has no share per column: a
+          ``ValueError``.
+
+        A categorical column is one entry (the log-probability of its category);
+        an image has one entry per pixel and channel, in the order of the row's
+        values. A missing entry holds the term it is expected to add, minus the
+        entropy of p(x_ij | z) at ``z = E[z | x_obs]``, the term
+        :meth:`score_samples` adds for it; it is what a typical value would
+        score, so a hole is never what makes a row an outlier.
+
+        Deterministic for a fitted model, and a row's entries do not depend on
+        the other rows in the call.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to explain.
+
+        Returns
+        -------
+        scores : ndarray or DataFrame of shape (n_samples, n_features_in_)
+            float64; a DataFrame with the fitted column names (and the index of
+            ``X`` when it is a DataFrame) when the detector was fitted on one.
+
+        Raises
+        ------
+        ValueError
+            For a detector fitted with ``anomaly_score="latent"``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skvae import VAEOutlierDetector
+        >>> X = np.random.RandomState(0).normal(size=(200, 3))
+        >>> detector = VAEOutlierDetector(hidden_layer_sizes=(8,), max_iter=20,
+        ...                               random_state=0).fit(X)
+        >>> row = np.array([[0.0, 8.0, 0.0]])  # column 1 is far out
+        >>> int(np.argmin(detector.score_features(row)[0]))
+        1
+        """
+        fitted = self._snapshot()
+        if fitted._score_kind == "latent":
+            raise ValueError(
+                "score_features splits the score among the columns, but this detector "
+                "was fitted with anomaly_score='latent', which scores the latent code "
+                "alone: no column has a share of it. Fit with "
+                "anomaly_score='log_likelihood' (the default) or 'reconstruction'."
+            )
+        codes = fitted._validate_X(X)
+        scores = feature_scores(fitted._model, codes, fitted._score_kind,
+                                fitted._score_draws)
+        schema = fitted._model.schema
+        if not schema.frame:
+            return scores
+        return _import_pandas().DataFrame(
+            scores, columns=schema.columns, index=X.index if is_dataframe(X) else None)
+
+    def set_threshold(self, X, *, fpr):
+        """Set ``offset_`` so that a share ``fpr`` of the clean rows ``X`` is flagged.
+
+        A threshold by false-alarm rate, as Alibi Detect's ``infer_threshold``:
+        ``offset_`` becomes the ``fpr`` quantile of ``score_samples(X)``, so
+        :meth:`predict` flags about that share of ``X``, and, when new clean
+        rows come from the same distribution as ``X`` (they are exchangeable),
+        about that share of them. ``X`` should be rows known to be normal that
+        the model was not trained on: on the training rows the scores are a
+        little higher, so a threshold set there flags more new rows than asked.
+        The next ``fit`` (or ``partial_fit``) sets ``offset_`` from
+        ``contamination`` again; :func:`skvae.save` keeps the threshold set here.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Clean validation rows. With few rows the quantile is coarse: at
+            ``fpr=0.01`` use at least a few hundred.
+        fpr : float in (0, 1)
+            Target false-positive rate: the share of normal rows flagged.
+
+        Returns
+        -------
+        self : object
+            The detector, with the new ``offset_``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skvae import VAEOutlierDetector
+        >>> rng = np.random.RandomState(0)
+        >>> detector = VAEOutlierDetector(hidden_layer_sizes=(8,), max_iter=10,
+        ...                               random_state=0).fit(rng.normal(size=(300, 3)))
+        >>> X_clean = rng.normal(size=(200, 3))
+        >>> float((detector.set_threshold(X_clean, fpr=0.05).predict(X_clean) == -1).mean())
+        0.05
+        """
+        if not (isinstance(fpr, Real) and not isinstance(fpr, bool) and 0 < fpr < 1):
+            raise ValueError(
+                f"fpr={fpr!r} must be a number strictly between 0 and 1: the share of "
+                "normal rows the threshold flags, for example fpr=0.05."
+            )
+        fitted = self._snapshot()
+        scores = fitted.score_samples(X)
+        offset = float(np.percentile(scores, 100.0 * fpr))
+        # One assignment, from the snapshot: offset_ is a threshold on the scores
+        # of the model it was computed with.
+        self.__dict__ = {**vars(fitted), "offset_": offset}
+        return self
+
+    def p_values(self, X):
+        """p-value of each row's score against the scores of the training rows.
+
+        ``(1 + #{training scores <= s}) / (n + 1)`` for a row of score ``s``,
+        over the ``n`` training rows' :meth:`score_samples` (a conformal
+        p-value: small for rows less likely than nearly every training row).
+        The training scores are kept at ``fit``, from every training row (from
+        the sample of rows ``partial_fit`` keeps, see ``contamination``); beyond
+        10,000 rows, from 10,000 evenly spaced order statistics of them, and
+        ``n`` is then 10,000.
+
+        The p-value is uniform on normal rows when they and the training rows
+        are exchangeable, which holds only approximately: the training rows
+        contain the outliers (their lower tail is heavier, which makes
+        p-values larger, conservative), and the model was fitted to them (their
+        scores are a little higher than those of new normal rows, which makes
+        p-values smaller). For calibrated rates, set the threshold on held-out
+        clean rows with :meth:`set_threshold`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to test.
+
+        Returns
+        -------
+        p_values : ndarray of shape (n_samples,)
+            In ``[1 / (n + 1), 1]``: low for outliers.
+        """
+        fitted = self._snapshot()
+        if fitted._reference_scores is None:
+            raise ValueError(
+                "This detector was loaded from a model file saved before skvae kept "
+                "the training scores that p-values are computed against. Refit it "
+                "(or call partial_fit) to compute p-values."
+            )
+        return conformal_p_values(fitted._reference_scores, fitted.score_samples(X))
 
     def decision_function(self, X):
         """``score_samples(X) - offset_``: negative for outliers, positive for inliers.
@@ -464,6 +647,41 @@ def anomaly_scores(model, X, kind, n_draws, *, random_state=None, verbose=0):
     if kind == "reconstruction":
         return model.reconstruction_log_likelihood(X)
     return model.negative_kl(X)
+
+
+def feature_scores(model, X, kind, n_draws):
+    """The share of each column of ``X`` in its ``kind`` of score under ``model``."""
+    model.check_support(X, clip=False)
+    if kind == "log_likelihood":
+        return model.feature_log_likelihood(X, n_draws)
+    return model.reconstruction_feature_log_likelihood(X)
+
+
+def reference_scores(scores, capacity=MAX_REFERENCE_SCORES):
+    """``scores`` sorted, as float64; beyond ``capacity``, that many evenly spaced of them.
+
+    The smallest and the largest are always kept.
+    """
+    scores = np.sort(np.asarray(scores, dtype=np.float64))
+    if len(scores) <= capacity:
+        return scores
+    return scores[np.round(np.linspace(0, len(scores) - 1, capacity)).astype(np.intp)]
+
+
+def conformal_p_values(reference, scores):
+    """``(1 + #{reference <= s}) / (n + 1)`` for each of ``scores``; ``reference`` sorted."""
+    at_or_below = np.searchsorted(reference, scores, side="right")
+    return (1.0 + at_or_below) / (len(reference) + 1.0)
+
+
+def _reference_scores_from_file(value):
+    if not (isinstance(value, list) and 1 <= len(value) <= MAX_REFERENCE_SCORES):
+        raise ValueError(
+            f"training_scores is not a list of 1 to {MAX_REFERENCE_SCORES} numbers.")
+    scores = np.array([finite_number(v, "training_scores") for v in value])
+    if np.any(np.diff(scores) < 0):
+        raise ValueError("training_scores is not sorted in increasing order.")
+    return scores
 
 
 def _score_kind_from_file(value):

@@ -24,13 +24,17 @@ class FittedEntry:
 
     ``to_file`` turns the attribute's value into JSON-ready data stored under
     ``key``; ``from_file(value, n_features)`` checks such data, raising
-    ``ValueError``, and gives the attribute's value back.
+    ``ValueError``, and gives the attribute's value back. An ``optional`` entry
+    came after the format's first files: a file without it loads with the
+    attribute None, and a None attribute is saved without the entry, so files
+    of the same format version stay readable both ways.
     """
 
     attribute: str
     key: str
     to_file: Callable
     from_file: Callable
+    optional: bool = False
 
 
 # The entries every estimator's state has, besides those of its subclass.
@@ -87,7 +91,9 @@ def estimator_state(fitted, extra_entries):
         "validation_scores": None if scores is None else list(scores),
     })
     for entry in extra_entries:
-        state[entry.key] = entry.to_file(getattr(fitted, entry.attribute))
+        value = getattr(fitted, entry.attribute)
+        if not (entry.optional and value is None):
+            state[entry.key] = entry.to_file(value)
     return state, weights
 
 
@@ -100,8 +106,9 @@ def fitted_attributes_from_state(state, weights, extra_entries, *, owner):
         Naming the entry that is missing, of the wrong type or inconsistent, or
         saying that the model they describe does not work.
     """
-    expected = _BASE_ENTRIES | {entry.key for entry in extra_entries}
-    if not isinstance(state, dict) or set(state) != expected:
+    expected = _BASE_ENTRIES | {entry.key for entry in extra_entries if not entry.optional}
+    allowed = expected | {entry.key for entry in extra_entries}
+    if not isinstance(state, dict) or not expected <= set(state) <= allowed:
         found = sorted(state) if isinstance(state, dict) else state
         raise ValueError(f"the entries are {found}, expected {sorted(expected)}.")
     n_features = state["n_features_in"]
@@ -114,7 +121,7 @@ def fitted_attributes_from_state(state, weights, extra_entries, *, owner):
     ):
         raise ValueError(f"feature_names_in is not {n_features} strings.")
     extras = {entry.attribute: entry.from_file(state[entry.key], n_features)
-              for entry in extra_entries}
+              if entry.key in state else None for entry in extra_entries}
     scores = state["validation_scores"]
     history = TrainingHistory(
         _finite_floats(state["loss_curve"], "loss_curve"),

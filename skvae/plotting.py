@@ -696,3 +696,153 @@ class TrainingCurveDisplay:
         ax.grid(alpha=0.3)
         self.ax_, self.figure_ = ax, ax.figure
         return self
+
+
+class FeatureScoreDisplay:
+    """Which columns make a row an outlier: its lowest per-feature scores, or an image map.
+
+    Draws one row of :meth:`VAEOutlierDetector.score_features`, the log-density
+    of each column given the row's latent code (lower is less likely): for a
+    table, horizontal bars of the ``n_top`` lowest columns, the most anomalous
+    at the top; for images, a heat map of minus the scores over the image
+    (bright where the image is unlikely), summed over channels.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_features,)
+        The row's per-feature scores.
+    feature_names : sequence of str
+        One name per feature.
+    n_top : int, default=10
+        Bars drawn for a table: the ``n_top`` lowest scores.
+    image_shape : tuple of int or None, default=None
+        ``(height, width)`` or ``(channels, height, width)``: draw a heat map
+        over the image instead of bars.
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+        The axes drawn on.
+    figure_ : matplotlib Figure
+        The figure holding ``ax_``.
+    shown_ : ndarray of int
+        The features drawn as bars, lowest score first; every feature for an image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from skvae import VAEOutlierDetector
+    >>> from skvae.plotting import FeatureScoreDisplay
+    >>> X = np.random.RandomState(0).normal(size=(200, 4))
+    >>> detector = VAEOutlierDetector(hidden_layer_sizes=(8,), max_iter=20,
+    ...                               random_state=0).fit(X)
+    >>> display = FeatureScoreDisplay.from_estimator(detector, [[0.0, 0.0, 9.0, 0.0]])
+    >>> display.ax_.get_yticklabels()[0].get_text()
+    'x2'
+    """
+
+    def __init__(self, scores, *, feature_names, n_top=10, image_shape=None):
+        self.scores = scores
+        self.feature_names = feature_names
+        self.n_top = n_top
+        self.image_shape = image_shape
+
+    @classmethod
+    def from_estimator(cls, estimator, X, *, row=0, n_top=10, image_shape=None, ax=None):
+        """Score the features of row ``row`` of ``X`` and draw them.
+
+        Parameters
+        ----------
+        estimator : fitted VAEOutlierDetector, or a Pipeline ending in one
+            Fitted with ``anomaly_score="log_likelihood"`` or ``"reconstruction"``.
+            A Pipeline's steps before the detector transform the row, and their
+            ``get_feature_names_out`` names the bars.
+        X : array-like of shape (n_samples, n_features)
+            Rows (a DataFrame, an array, a list of rows); only row ``row`` is scored.
+        row : int, default=0
+            Position of the row to explain.
+        n_top : int, default=10
+            Number of columns drawn for a table, those with the lowest scores.
+        image_shape : tuple of int or None, default=None
+            Draw a heat map over images of this shape. None takes the estimator's
+            ``image_shape_`` when it is a real image (a conv network's), else bars.
+        ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when None.
+
+        Returns
+        -------
+        display : FeatureScoreDisplay
+        """
+        check_is_fitted(estimator)
+        if isinstance(n_top, bool) or not isinstance(n_top, (int, np.integer)) or n_top < 1:
+            raise ValueError(f"n_top={n_top!r} must be a positive integer.")
+        one_row, names = _one_row(X, row), None
+        if hasattr(estimator, "steps"):  # a Pipeline ending in the detector
+            preprocessing, estimator = estimator[:-1], estimator[-1]
+            one_row, names = preprocessing.transform(one_row), _names_out(preprocessing)
+        scores = np.asarray(estimator.score_features(one_row), dtype=np.float64)[0]
+        fitted_names = getattr(estimator, "feature_names_in_", None)
+        names = fitted_names if fitted_names is not None else names
+        names = ([str(n) for n in names] if names is not None and len(names) == len(scores)
+                 else [f"x{j}" for j in range(len(scores))])
+        if image_shape is not None or _fitted_image(estimator):
+            image_shape = _resolve_image_shape(image_shape, estimator, len(scores))
+        return cls(scores, feature_names=names, n_top=n_top,
+                   image_shape=image_shape).plot(ax=ax)
+
+    def plot(self, *, ax=None, cmap="inferno"):
+        """Draw the bars, or the heat map for images; returns self."""
+        ax = _axes(ax)
+        if self.image_shape is not None:
+            self._plot_map(ax, cmap)
+        else:
+            self._plot_bars(ax)
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
+
+    def _plot_bars(self, ax):
+        scores = np.asarray(self.scores)
+        self.shown_ = np.argsort(scores, kind="stable")[: self.n_top]
+        positions = np.arange(len(self.shown_))
+        ax.barh(positions, scores[self.shown_])
+        ax.set_yticks(positions)
+        ax.set_yticklabels([self.feature_names[j] for j in self.shown_])
+        ax.invert_yaxis()  # the most anomalous column on top
+        ax.set_xlabel("log p(x_j | z) (nats): lower is less likely")
+        ax.grid(axis="x", alpha=0.3)
+
+    def _plot_map(self, ax, cmap):
+        n_channels, height, width = _resolve_image_shape(self.image_shape)
+        self.shown_ = np.arange(len(self.scores))
+        surprise = -np.reshape(self.scores, (n_channels, height, width)).sum(axis=0)
+        image = ax.imshow(surprise, cmap=cmap, interpolation="nearest")
+        ax.figure.colorbar(image, ax=ax, label="-log p(x_j | z) (nats)")
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
+def _fitted_image(estimator):
+    """Whether the estimator's rows are real images (``image_shape_`` with height and width)."""
+    shape = getattr(estimator, "image_shape_", None)
+    return shape is not None and shape[1] > 1 and shape[2] > 1
+
+
+def _names_out(preprocessing):
+    """The output column names of fitted preprocessing steps, or None where they have none."""
+    try:
+        return list(preprocessing.get_feature_names_out())
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _one_row(X, row):
+    """Row ``row`` of ``X`` as a one-row table of the same kind (a frame stays one)."""
+    n_rows = X.shape[0] if hasattr(X, "shape") else len(X)
+    if isinstance(row, bool) or not isinstance(row, (int, np.integer)) or not (
+            -n_rows <= row < n_rows):
+        raise ValueError(f"row={row!r} is not a row of X, which has {n_rows} rows.")
+    if hasattr(X, "iloc"):
+        return X.iloc[[row]]
+    return np.asarray(X)[[row]] if not hasattr(X, "shape") else X[[row]]

@@ -36,7 +36,7 @@ def test_api_page_lists_every_public_name():
     names += ["get_data_home", "load_idx", "load_mnist_split"]
     names += [
         "LatentSpaceDisplay", "LatentManifoldDisplay", "ReconstructionDisplay",
-        "ImageGridDisplay", "TrainingCurveDisplay",
+        "ImageGridDisplay", "TrainingCurveDisplay", "FeatureScoreDisplay",
     ]
     listed = set(re.findall(r"^   (\w+)$", api, flags=re.MULTILINE))
     assert set(names) <= listed, set(names) - listed

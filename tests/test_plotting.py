@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from skvae import VAETransformer
+from skvae import VAEOutlierDetector, VAETransformer
 from skvae.plotting import (
+    FeatureScoreDisplay,
     ImageGridDisplay,
     LatentManifoldDisplay,
     LatentSpaceDisplay,
@@ -190,3 +191,84 @@ def test_latent_space_draws_missing_labels_as_missing(vae_and_X):
     objects = np.array(["x", np.nan, "y", None] * (len(X) // 4), dtype=object)
     display = LatentSpaceDisplay.from_estimator(vae, X, objects)
     assert _legend_texts(display.ax_) == ["x", "y", "missing"]
+
+
+# ------------------------------------------------------------ feature scores
+
+
+@pytest.fixture(scope="module")
+def detector_and_frame():
+    import pandas as pd
+
+    rng = np.random.RandomState(0)
+    base = rng.normal(size=(300, 1))
+    frame = pd.DataFrame(base + 0.2 * rng.normal(size=(300, 5)),
+                         columns=["a", "b", "c", "d", "e"])
+    detector = VAEOutlierDetector(hidden_layer_sizes=(8,), max_iter=20, random_state=0,
+                                  device="cpu").fit(frame)
+    return detector, frame
+
+
+def test_feature_scores_draw_the_lowest_columns_of_the_row_by_name(detector_and_frame):
+    detector, frame = detector_and_frame
+    rows = frame.iloc[:3].copy()
+    rows.iloc[1, 3] += 8  # column "d" of the second row is far out
+    display = FeatureScoreDisplay.from_estimator(detector, rows, row=1, n_top=3)
+    labels = [label.get_text() for label in display.ax_.get_yticklabels()]
+    assert len(labels) == 3 and labels[0] == "d"
+    scores = np.asarray(detector.score_features(rows.iloc[[1]]))[0]
+    widths = [patch.get_width() for patch in display.ax_.patches]
+    np.testing.assert_allclose(widths, np.sort(scores)[:3])
+    assert display.figure_ is display.ax_.figure
+    assert list(display.shown_) == list(np.argsort(scores)[:3])
+
+
+def test_feature_scores_of_an_array_use_positional_names_and_given_axes():
+    X = np.random.RandomState(0).normal(size=(200, 4))
+    detector = VAEOutlierDetector(hidden_layer_sizes=(8,), max_iter=5, random_state=0,
+                                  device="cpu").fit(X)
+    _, ax = plt.subplots()
+    display = FeatureScoreDisplay.from_estimator(detector, X[:5].tolist(), row=-1, ax=ax)
+    assert display.ax_ is ax
+    assert sorted(t.get_text() for t in ax.get_yticklabels()) == ["x0", "x1", "x2", "x3"]
+    for bad, message in [({"row": 5}, "row=5 is not a row of X, which has 5 rows"),
+                         ({"n_top": 0}, "n_top=0 must be a positive integer")]:
+        with pytest.raises(ValueError, match=message):
+            FeatureScoreDisplay.from_estimator(detector, X[:5], **bad)
+
+
+def test_feature_scores_of_an_image_are_a_heat_map_over_it():
+    rng = np.random.RandomState(0)
+    images = (rng.uniform(size=(64, 16)) < 0.3).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        detector = VAEOutlierDetector(
+            architecture="conv", image_shape=(1, 4, 4), conv_channels=(2,),
+            conv_dense_width=8, likelihood="bernoulli", max_iter=2, random_state=0,
+            device="cpu").fit(images)
+    display = FeatureScoreDisplay.from_estimator(detector, images, row=2)
+    heat = display.ax_.get_images()[0].get_array()
+    assert heat.shape == (4, 4)
+    np.testing.assert_allclose(
+        heat, -detector.score_features(images[2:3])[0].reshape(4, 4))
+    # A dense detector's rows drawn as images when asked.
+    dense = VAEOutlierDetector(hidden_layer_sizes=(8,), max_iter=2, random_state=0,
+                               device="cpu", likelihood="bernoulli").fit(images)
+    display = FeatureScoreDisplay.from_estimator(dense, images, image_shape=(4, 4))
+    assert display.ax_.get_images()[0].get_array().shape == (4, 4)
+
+
+def test_feature_scores_of_a_pipeline_name_the_columns_its_steps_give(detector_and_frame):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    _, frame = detector_and_frame
+    pipe = make_pipeline(MinMaxScaler(), VAEOutlierDetector(
+        hidden_layer_sizes=(8,), max_iter=20, random_state=0, device="cpu")).fit(frame)
+    rows = frame.iloc[:2].copy()
+    rows.iloc[0, 1] += 8  # column "b"
+    display = FeatureScoreDisplay.from_estimator(pipe, rows, n_top=2)
+    assert display.ax_.get_yticklabels()[0].get_text() == "b"
+    scaled = pipe[:-1].transform(rows.iloc[[0]])
+    np.testing.assert_allclose(sorted(p.get_width() for p in display.ax_.patches),
+                               np.sort(pipe[-1].score_features(scaled)[0])[:2])
