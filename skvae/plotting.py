@@ -398,11 +398,9 @@ class InterpolationDisplay:
 
     def plot(self, *, ax=None, cmap="gray_r"):
         """Draw each line as a row of images, start on the left; returns self."""
-        ax = _axes(ax)
-        canvas = _tile(self.images, self.image_shape, self.n_steps)
-        ax.imshow(canvas, cmap=cmap, interpolation="nearest")
-        ax.set_axis_off()
-        self.ax_, self.figure_ = ax, ax.figure
+        grid = ImageGridDisplay(self.images, image_shape=self.image_shape,
+                                n_cols=self.n_steps).plot(ax=ax, cmap=cmap)
+        self.ax_, self.figure_ = grid.ax_, grid.figure_
         return self
 
 
