@@ -261,18 +261,13 @@ class BaseVAE(BaseEstimator):
     def sample(self, n_samples=1, *, given=None, random_state=None, return_mean=False):
         """Generate new data from the fitted model, optionally given some columns.
 
-        Draws latent codes ``z ~ N(0, I)`` and decodes them. By default it returns
-        draws from the full model, ``x ~ p(x | z)``, as
-        :meth:`sklearn.mixture.GaussianMixture.sample` does; with
-        ``return_mean=True`` it returns the decoder means ``E[x | z]`` instead,
-        the smooth images usually shown for VAEs.
-
-        With ``given``, the entries it holds are kept and the others (NaN,
-        ``None``) are drawn from the model's conditional ``p(x_mis | x_obs)``,
-        by sampling importance resampling over ``n_importance_samples``
-        posterior draws, as :class:`~skvae.VAEImputer` does with
-        ``sample_posterior=True``; ``return_mean=True`` gives the conditional
-        means (the most probable category for a categorical column).
+        Draws ``z ~ N(0, I)`` and then ``x ~ p(x | z)``, as
+        :meth:`sklearn.mixture.GaussianMixture.sample` does, or with
+        ``return_mean=True`` the decoder means ``E[x | z]`` (the smooth images
+        shown for VAEs). With ``given``, its entries are kept and the others
+        (NaN) drawn from the model's ``p(x_mis | x_obs)`` by the importance
+        resampling of :class:`~skvae.VAEImputer` (``return_mean``: conditional
+        means); see the tabular guide for an example.
 
         Parameters
         ----------
@@ -281,7 +276,7 @@ class BaseVAE(BaseEstimator):
         given : array-like or DataFrame of shape (1 or n_samples, n_features), \
 default=None
             Rows with the columns to condition on set and NaN elsewhere, in the
-            format of the training data; one row is used for every sample.
+            format of the training data; one row serves every sample.
         random_state : int, RandomState instance or None, default=None
             Seeds the draws. ``None`` draws fresh entropy from the operating
             system, without touching numpy's global random state.
@@ -292,26 +287,16 @@ default=None
         -------
         X : ndarray or DataFrame of shape (n_samples, ``n_features_in_``)
             Generated data, in the units and format of the training data.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from skvae import VAETransformer
-        >>> X = np.random.RandomState(0).normal(size=(300, 3))
-        >>> vae = VAETransformer(hidden_layer_sizes=(16,), tol=1.0, random_state=0).fit(X)
-        >>> draws = vae.sample(4, given=[[1.5, np.nan, np.nan]], random_state=0)
-        >>> draws.shape, bool(np.all(draws[:, 0] == 1.5))
-        ((4, 3), True)
         """
         fitted = self._snapshot()
         check_n_samples(n_samples)
-        seed = seed_from(random_state)
         if given is None:
-            return fitted._model.sample(n_samples, seed, return_mean=return_mean)
+            return fitted._model.sample(n_samples, seed_from(random_state),
+                                        return_mean=return_mean)
         rows = given_rows(fitted._validate_X(given), n_samples)
         fitted._model.check_support(rows, clip=True)
-        return fitted._model.sample_given(rows, fitted.n_importance_samples, seed,
-                                          return_mean=return_mean)
+        return fitted._model.sample_given(rows, fitted.n_importance_samples,
+                                          seed_from(random_state), return_mean=return_mean)
 
     def score_samples(self, X, *, random_state=None):
         """Estimate the log-likelihood ``log p(x)`` of each row, in nats.
