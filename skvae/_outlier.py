@@ -455,7 +455,7 @@ default="log_likelihood"
 
         Returns
         -------
-        scores : ndarray or DataFrame of shape (n_samples, n_features_in_)
+        scores : ndarray or DataFrame of shape (n_samples, ``n_features_in_``)
             float64; a DataFrame with the fitted column names (and the index of
             ``X`` when it is a DataFrame) when the detector was fitted on one.
 

@@ -332,7 +332,7 @@ class InterpolationDisplay:
     """Images decoded along straight lines in latent space, one line per grid row.
 
     Use :meth:`from_estimator` with a fitted :class:`~skvae.VAETransformer` and
-    pairs of rows; :meth:`VAETransformer.interpolate` computes the images.
+    pairs of rows; :meth:`~skvae.VAETransformer.interpolate` computes the images.
 
     Parameters
     ----------
@@ -699,7 +699,7 @@ class TrainingCurveDisplay:
 class FeatureScoreDisplay:
     """Which columns make a row an outlier: its lowest per-feature scores, or an image map.
 
-    Draws one row of :meth:`VAEOutlierDetector.score_features`, the log-density
+    Draws one row of :meth:`~skvae.VAEOutlierDetector.score_features`, the log-density
     of each column given the row's latent code (lower is less likely): for a
     table, horizontal bars of the ``n_top`` lowest columns, the most anomalous
     at the top; for images, a heat map of minus the scores over the image
