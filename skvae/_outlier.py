@@ -52,9 +52,12 @@ class RowSample:
         seen = sample.n_seen + take
         positions = np.random.default_rng(seed).integers(
             0, seen + np.arange(len(X) - take) + 1)  # row t replaces a slot of [0, t]
-        for row, position in zip(X[take:], positions):
-            if position < sample.capacity:
-                rows[position] = row
+        # Row t of the rest replaces slot positions[t] when that is a slot; of
+        # rows aimed at one slot, the last wins, as in the sequential algorithm.
+        # Vectorised, and only the chosen rows are read (X may be a memmap).
+        aimed = np.flatnonzero(positions < sample.capacity)[::-1]
+        slots, last = np.unique(positions[aimed], return_index=True)
+        rows[slots] = X[take + aimed[last]]
         return cls(rows, sample.n_seen + len(X), sample.capacity)
 
 

@@ -554,6 +554,23 @@ def _is_pickle(data):
     return False
 
 
+def json_document(text, what, format_name):
+    """The JSON object ``text`` holds, its ``format`` entry checked.
+
+    Raises
+    ------
+    ModelFileError
+        Naming ``what`` the text is, if it is not JSON or not of ``format_name``.
+    """
+    try:
+        content = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise ModelFileError(f"its {what} is not valid JSON ({_first_line(error)}).") from None
+    if not isinstance(content, dict) or content.get("format") != format_name:
+        raise ModelFileError(f"its {what} has no 'format': {format_name!r} entry.")
+    return content
+
+
 def _build(metadata, weights):
     if _DOCUMENT_KEY not in metadata:
         raise ModelFileError(
@@ -561,14 +578,7 @@ def _build(metadata, weights):
             "another library?)."
         )
     document = metadata[_DOCUMENT_KEY]
-    try:
-        content = json.loads(document)
-    except (ValueError, RecursionError) as error:
-        raise ModelFileError(
-            f"its skvae metadata is not valid JSON ({_first_line(error)})."
-        ) from None
-    if not isinstance(content, dict) or content.get("format") != FORMAT:
-        raise ModelFileError("its metadata has no 'format': 'skvae' entry.")
+    content = json_document(document, "skvae metadata", FORMAT)
     version = content.get("format_version")
     if version != FORMAT_VERSION:
         raise ModelFileError(

@@ -310,14 +310,7 @@ def build(metadata, weights):
 def _checked_document(metadata, weights):
     """The container's JSON document, once its format, entries and checksum are right."""
     document = metadata[DOCUMENT_KEY]
-    try:
-        content = json.loads(document)
-    except (ValueError, RecursionError) as error:
-        raise ModelFileError(
-            f"its pipeline metadata is not valid JSON ({_persistence._first_line(error)})."
-        ) from None
-    if not isinstance(content, dict) or content.get("format") != FORMAT:
-        raise ModelFileError(f"its pipeline metadata has no 'format': {FORMAT!r} entry.")
+    content = _persistence.json_document(document, "pipeline metadata", FORMAT)
     version = content.get("format_version")
     if version != FORMAT_VERSION:
         raise ModelFileError(
