@@ -573,6 +573,17 @@ default="log_likelihood"
         -------
         p_values : ndarray of shape (n_samples,)
             In ``[1 / (n + 1), 1]``: low for outliers.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skvae import VAEOutlierDetector
+        >>> X = np.random.RandomState(0).normal(size=(300, 3))
+        >>> detector = VAEOutlierDetector(hidden_layer_sizes=(8,), max_iter=10,
+        ...                               random_state=0).fit(X)
+        >>> p = detector.p_values(np.array([[0.0, 0.0, 0.0], [9.0, 9.0, 9.0]]))
+        >>> bool(p[1] < 0.01 < p[0])
+        True
         """
         fitted = self._snapshot()
         if fitted._reference_scores is None:
