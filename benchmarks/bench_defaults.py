@@ -1,134 +1,189 @@
-"""How fast do VAETransformer's defaults get there? Candidate defaults side by side.
+"""Today's defaults against the new ones, side by side in one run, as users run them.
 
-For each data set (scikit-learn's digits / 16 with a 75 / 25 split, and the fixed
-8,000 / 2,000 MNIST split of ``../shared/data/mnist``) and each candidate set of
-parameters, one ``fit`` from scratch, then the held-out ELBO per row
-(``score`` with ``n_importance_samples=1``, which is deterministic). The first row
-of each data set is today's default ``VAETransformer(random_state=seed)``: its time
-is the time "to reach its final held-out ELBO". A candidate meets the goal of
-issue 10 when its held-out ELBO is at least the default's (minus 0.5 nats, well
-inside the seed-to-seed spread) in a quarter of the default's CPU time or less.
+Each fit runs in a fresh process of a checkout of skvae: ``--before`` (the code
+and defaults before the change) and ``--after`` (this checkout), alternated per
+data set, with the environment a user has (no ``OMP_NUM_THREADS``, no
+``SKVAE_THREADS``: each checkout picks its threads its own way). For each data
+set it reports the fit's CPU seconds (all threads of the process) and wall
+seconds, the time in units of a plain 5-epoch PyTorch loop on the same data
+measured in the same run (``bench_fit_vs_plain.fit_plain``: 512-256 network,
+Bernoulli, batch 128, Adam 1e-3; for the image sets only, whose data it models),
+and the held-out quality: the IW log-likelihood (50 draws, ``score``) for the
+transformer, the mean ROC-AUC for the detector.
 
-Time is the process's CPU time of ``fit`` with one torch thread, which other jobs
-on a shared machine disturb much less than wall-clock time (also reported).
+Data: MNIST-8k (``skvae.datasets.load_mnist_split``, 16-D, Bernoulli), the
+digits / 16 (8-D, Bernoulli, the README's quickstart), two real mixed tables of
+``../shared/data/tabular`` (penguins, creditcard; 75 / 25 split, default
+parameters), and ``VAEOutlierDetector`` at its defaults on the 12 ADBench sets
+(one split each, as ``bench_adbench.py`` makes it).
 
-Run from the repository root::
-
-    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_defaults.py \\
+    python benchmarks/bench_defaults.py --before /path/to/old/checkout --after . \\
         --output benchmarks/results_defaults.md
 """
 
 import argparse
 import datetime
+import json
 import os
 import platform
+import subprocess
 import sys
-import time
-import warnings
+from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+ADBENCH_SETS = ("18_Ionosphere", "23_mammography", "29_Pima", "2_annthyroid",
+                "31_satimage-2", "35_SpamBase", "38_thyroid", "40_vowels", "42_WBC",
+                "45_wine", "47_yeast", "6_cardio")
+
+# Runs in a fresh process of a checkout; prints one JSON line.
+_CHILD = r'''
+import json, math, sys, time, warnings
 import numpy as np
-import sklearn
-import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
-
-import skvae
-from skvae import VAETransformer
-from skvae.datasets import load_mnist_split
-
-DATA_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
-
-CANDIDATES = {
-    "default (batch 128, lr 1e-3, loss-window stop)": {},
-    "batch 256, lr 2e-3": {"batch_size": 256, "learning_rate_init": 2e-3},
-    "early stopping on held-out ELBO": {"early_stopping": True},
-    "batch 256, lr 2e-3, early stopping": {
-        "batch_size": 256, "learning_rate_init": 2e-3, "early_stopping": True},
-    "batch 512, lr 3e-3, early stopping": {
-        "batch_size": 512, "learning_rate_init": 3e-3, "early_stopping": True},
-}
-
-
+task = json.loads(sys.argv[1])
+warnings.simplefilter("ignore")
 def load(name):
+    from sklearn.model_selection import train_test_split
+    if name == "mnist":
+        from skvae.datasets import load_mnist_split
+        X_train, X_test, _, _ = load_mnist_split(task["shared"] + "/mnist")
+        return X_train.astype(np.float64), X_test.astype(np.float64)
     if name == "digits":
-        X = load_digits().data / 16.0
-        X_train, X_test = train_test_split(X, test_size=0.25, random_state=0)
-        return X_train, X_test
-    X_train, X_test, _, _ = load_mnist_split(DATA_DIR)
-    return X_train.astype(np.float64), X_test.astype(np.float64)
+        from sklearn.datasets import load_digits
+        return train_test_split(load_digits().data / 16, random_state=0)
+    import pandas as pd
+    frame = pd.read_csv(task["shared"] + f"/tabular/{name}.csv")
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            frame[column] = frame[column].astype("category")
+    return train_test_split(frame, test_size=0.25, random_state=0)
+start_cpu, start = time.process_time(), time.perf_counter()
+if task["kind"] == "plain":
+    sys.path.insert(0, task["benchmarks"])
+    from bench_fit_vs_plain import fit_plain
+    X_train, X_test = load(task["data"])
+    start_cpu, start = time.process_time(), time.perf_counter()
+    fit_plain(X_train, task["params"]["n_components"], 5, 0)
+    result = {}
+elif task["kind"] == "transformer":
+    from skvae import VAETransformer
+    X_train, X_test = load(task["data"])
+    start_cpu, start = time.process_time(), time.perf_counter()
+    vae = VAETransformer(random_state=0, **task["params"]).fit(X_train)
+    cpu, wall = time.process_time() - start_cpu, time.perf_counter() - start
+    result = {"epochs": vae.n_iter_, "quality": float(vae.score(X_test)),
+              "cpu": cpu, "wall": wall}
+else:
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import MinMaxScaler
+    from skvae import VAEOutlierDetector
+    aucs, cpu, wall, epochs = [], 0.0, 0.0, []
+    for name in task["sets"]:
+        data = np.load(task["shared"] + f"/adbench/{name}.npz")
+        X, y = data["X"].astype(np.float64), data["y"].astype(int)
+        if X.shape[0] > 10_000:
+            rows = np.random.RandomState(1).choice(X.shape[0], 10_000, replace=False)
+            X, y = X[rows], y[rows]
+        X_train, X_test, _, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
+                                                      random_state=1)
+        scaler = MinMaxScaler().fit(X_train)
+        X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+        start_cpu, start = time.process_time(), time.perf_counter()
+        detector = VAEOutlierDetector(random_state=1, **task["params"]).fit(X_train)
+        cpu += time.process_time() - start_cpu
+        wall += time.perf_counter() - start
+        epochs.append(detector.n_iter_)
+        aucs.append(roc_auc_score(y_test, -detector.score_samples(X_test)))
+    result = {"epochs": float(np.mean(epochs)), "quality": float(np.mean(aucs)),
+              "cpu": cpu, "wall": wall, "aucs": aucs}
+if task["kind"] == "plain":
+    result = {"cpu": time.process_time() - start_cpu, "wall": time.perf_counter() - start}
+print(json.dumps(result))
+'''
+
+CASES = (
+    # (data, estimator kind, parameters both sides share)
+    ("mnist", "transformer", {"n_components": 16, "likelihood": "bernoulli"}),
+    ("digits", "transformer", {"n_components": 8, "likelihood": "bernoulli"}),
+    ("penguins", "transformer", {}),
+    ("creditcard", "transformer", {}),
+    ("adbench (12 sets)", "detector", {}),
+)
 
 
-def run(name, seeds, candidates):
-    X_train, X_test = load(name)
-    rows = []
-    for label, params in candidates.items():
-        for seed in seeds:
-            vae = VAETransformer(random_state=seed, **params)
-            wall, cpu = time.perf_counter(), time.process_time()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                vae.fit(X_train)
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            elbo = vae.set_params(n_importance_samples=1).score(X_test)
-            rows.append({"data": name, "candidate": label, "seed": seed, "cpu": cpu,
-                         "wall": wall, "epochs": vae.n_iter_, "elbo": elbo})
-            print(rows[-1], flush=True)
-    return rows
+def run(checkout, task):
+    """The child's JSON result for ``task`` in a fresh process of ``checkout``."""
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "SKVAE_THREADS")}
+    environment["PYTHONPATH"] = os.path.abspath(checkout)
+    task = {**task, "shared": str(SHARED), "benchmarks": str(REPO / "benchmarks")}
+    completed = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(task)],
+                               cwd=checkout, env=environment, capture_output=True, text=True)
+    if completed.returncode:
+        raise RuntimeError(completed.stderr[-3000:])
+    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def markdown(rows, command):
-    lines = [
-        "# Defaults that get there sooner: VAETransformer candidates side by side",
-        "",
-        f"Date: {datetime.date.today()}. Command: `{command}`",
-        "",
-        f"torch {torch.__version__}, scikit-learn {sklearn.__version__}, skvae "
-        f"{skvae.__version__}, Python {platform.python_version()}, "
-        f"{torch.get_num_threads()} torch thread, on a shared 2-core machine.",
-        "",
-        "One `fit` from scratch per candidate and seed; held-out ELBO per row (nats, "
-        "`score` with one draw). CPU s: the process's CPU time of `fit`. Ratio: CPU "
-        "time over the default's (goal <= 0.25 at a held-out ELBO no worse than the "
-        "default's minus 0.5 nats). Means over seeds.",
-        "",
-        "| data | candidate | epochs | CPU s | wall s | CPU ratio | held-out ELBO | "
-        "ELBO - default |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for data in dict.fromkeys(r["data"] for r in rows):
-        subset = [r for r in rows if r["data"] == data]
-        base = [r for r in subset if r["candidate"].startswith("default")]
-        base_cpu = np.mean([r["cpu"] for r in base])
-        base_elbo = np.mean([r["elbo"] for r in base])
-        for label in dict.fromkeys(r["candidate"] for r in subset):
-            runs = [r for r in subset if r["candidate"] == label]
-            cpu = np.mean([r["cpu"] for r in runs])
-            elbo = np.mean([r["elbo"] for r in runs])
-            lines.append(
-                f"| {data} | {label} | {np.mean([r['epochs'] for r in runs]):.0f} | "
-                f"{cpu:.1f} | {np.mean([r['wall'] for r in runs]):.1f} | "
-                f"{cpu / base_cpu:.2f} | {elbo:.2f} | {elbo - base_elbo:+.2f} |"
-            )
-    return "\n".join(lines) + "\n"
-
-
-def main(argv=None):
+def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", default=None)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--data", nargs="+", default=["digits", "mnist"])
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    parser.add_argument("--before", required=True, help="checkout with today's defaults")
+    parser.add_argument("--after", default=str(REPO))
+    parser.add_argument("--only", nargs="*", help="data sets to run (default: all)")
+    parser.add_argument("--output")
+    args = parser.parse_args()
     rows = []
-    for name in args.data:
-        rows += run(name, args.seeds, CANDIDATES)
-    command = "OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_defaults.py " + " ".join(
-        sys.argv[1:])
-    text = markdown(rows, command)
+    for index, (data, kind, params) in enumerate(CASES):
+        if args.only and data.split()[0] not in args.only:
+            continue
+        task = {"data": data, "kind": kind, "params": params, "sets": ADBENCH_SETS}
+        plain = (run(args.after, {**task, "kind": "plain"}) if data in ("mnist", "digits")
+                 else None)
+        order = ("before", "after") if index % 2 == 0 else ("after", "before")
+        results = {side: run(getattr(args, side), task) for side in order}
+        rows.append((data, plain, results))
+        print(data, json.dumps(plain), json.dumps(results), flush=True)
+    text = markdown(rows, args)
     print(text)
     if args.output:
-        with open(args.output, "w") as handle:
-            handle.write(text)
+        Path(args.output).write_text(text)
+
+
+def markdown(rows, args):
+    import sklearn
+    import torch
+
+    lines = [
+        "# Today's defaults against the new ones (issue 20)", "",
+        f"Date: {datetime.date.today()}. Command: `python benchmarks/bench_defaults.py "
+        f"--before <checkout of the previous defaults> --after . --output "
+        f"benchmarks/results_defaults.md`", "",
+        f"torch {torch.__version__}, scikit-learn {sklearn.__version__}, Python "
+        f"{platform.python_version()}, {os.cpu_count()} CPUs; no OMP_NUM_THREADS or "
+        "SKVAE_THREADS set (threads as a user gets them); each fit in a fresh process.",
+        "",
+        "| data | defaults | epochs | CPU s | wall s | CPU / plain 5-epoch loop | "
+        "held-out quality | CPU ratio new / today | quality new - today |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for data, plain, results in rows:
+        before, after = results["before"], results["after"]
+        measure = "ROC-AUC" if data.startswith("adbench") else "IW log-lik (nats)"
+        for side, result in (("today", before), ("new", after)):
+            units = f"{result['cpu'] / plain['cpu']:.1f}" if plain else "-"
+            ratio = f"{after['cpu'] / before['cpu']:.2f}" if side == "new" else ""
+            delta = f"{after['quality'] - before['quality']:+.3f}" if side == "new" else ""
+            lines.append(
+                f"| {data} | {side} | {result['epochs']:.0f} | {result['cpu']:.1f} | "
+                f"{result['wall']:.1f} | {units} | {measure} {result['quality']:.3f} | "
+                f"{ratio} | {delta} |")
+    lines.append("")
+    plain_rows = [(data, plain) for data, plain, _ in rows if plain]
+    if plain_rows:
+        lines.append("Plain 5-epoch loop in this run: " + ", ".join(
+            f"{data} {plain['cpu']:.1f} CPU s ({plain['wall']:.1f} wall s)"
+            for data, plain in plain_rows) + ".")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

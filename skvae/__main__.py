@@ -41,6 +41,15 @@ def _bounded_int(low, high, what):
     return parse
 
 
+def _auto_or(parse):
+    """An argparse type: the word "auto", or what ``parse`` accepts."""
+
+    def parse_or_auto(text):
+        return "auto" if text == "auto" else parse(text)
+
+    return parse_or_auto
+
+
 def _parsers():
     """The top-level parser and the ``demo`` subcommand's, so errors use the right usage."""
     from . import __version__
@@ -59,14 +68,15 @@ def _parsers():
     demo.add_argument("--output-dir", default="skvae-demo",
                       help="folder for the PNG files, created if needed "
                       "(default: skvae-demo)")
-    demo.add_argument("--max-iter", type=_bounded_int(1, lambda: MAX_EPOCHS, "the most epochs the demo runs"),
-                      default=200,
-                      help=f"epochs per model, 1 to {MAX_EPOCHS:,} (default: 200)")
-    demo.add_argument("--threads", type=_bounded_int(1, _cpu_count, "the number of CPUs here"),
-                      default=1,
+    demo.add_argument("--max-iter", type=_auto_or(_bounded_int(1, lambda: MAX_EPOCHS, "the most epochs the demo runs")),
+                      default="auto",
+                      help=f"epochs per model, 1 to {MAX_EPOCHS:,} (default: auto, the "
+                      "estimator's budget sized by the data)")
+    demo.add_argument("--threads", type=_auto_or(_bounded_int(1, _cpu_count, "the number of CPUs here")),
+                      default="auto",
                       help="torch threads while the demo runs, at most the number of "
-                      "CPUs (default: 1, which on small networks and busy machines "
-                      "is the fastest)")
+                      "CPUs (default: auto, whichever of one thread and torch's "
+                      "setting trains faster here, timed as it trains)")
     return parser, {"demo": demo}
 
 
@@ -120,8 +130,11 @@ def _run_demo(args, demo_parser):
         output_dir = prepare_output_dir(args.output_dir)
     except ValueError as error:
         demo_parser.error(f"argument --output-dir: {error}")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
+    threads, setting = torch.get_num_threads(), os.environ.get("SKVAE_THREADS")
+    if args.threads != "auto":
+        # skvae's own setting: a count equal to torch's default is a choice too.
+        os.environ["SKVAE_THREADS"] = str(args.threads)
+        torch.set_num_threads(args.threads)
     try:
         run_demo(output_dir, max_iter=args.max_iter)
     except OSError as error:  # the folder became unwritable during the run
@@ -131,6 +144,10 @@ def _run_demo(args, demo_parser):
         )
     finally:
         torch.set_num_threads(threads)
+        if setting is None:
+            os.environ.pop("SKVAE_THREADS", None)
+        else:
+            os.environ["SKVAE_THREADS"] = setting
     return 0
 
 

@@ -118,7 +118,7 @@ def _save_figure(fig, path):
         raise
 
 
-def run_demo(output_dir="skvae-demo", *, max_iter=200, random_state=0, out=print):
+def run_demo(output_dir="skvae-demo", *, max_iter="auto", random_state=0, out=print):
     """Fit VAEs on the digits, print held-out figures and write two PNG files.
 
     Parameters
@@ -126,8 +126,8 @@ def run_demo(output_dir="skvae-demo", *, max_iter=200, random_state=0, out=print
     output_dir : str or Path, default="skvae-demo"
         Folder for ``latent_space.png`` and ``generated_digits.png``; created if
         needed.
-    max_iter : int, default=200
-        Epochs per model.
+    max_iter : int or "auto", default="auto"
+        Epochs per model (see :class:`~skvae.VAETransformer`).
     random_state : int, default=0
         Seed of the split and the models.
     out : callable, default=print

@@ -96,6 +96,12 @@ class VAEImputer(TransformerMixin, BaseVAE):
         network and 32 for the conv network.
     learning_rate_init : float or "auto", default=3e-3
         Adam's step size. ``"auto"`` is 1e-3, the transformer's.
+    learning_rate : {"cosine", "constant"}, default="constant"
+        Learning-rate schedule over the ``max_iter`` epochs. ``"cosine"`` warms
+        up over the first 5% of the steps, then decays to zero along a half
+        cosine, so a run that uses all its epochs ends converged (and does not
+        warn); ``"constant"`` keeps ``learning_rate_init`` throughout.
+        ``partial_fit`` always steps at ``learning_rate_init``.
     max_iter : int, default=500
         Maximum number of epochs.
     early_stopping : bool or "auto", default="auto"
@@ -178,6 +184,7 @@ class VAEImputer(TransformerMixin, BaseVAE):
         handle_unknown="error",
         beta=1.0,
         batch_size=64,
+        learning_rate="constant",
         learning_rate_init=3e-3,
         max_iter=500,
         tol=1e-4,

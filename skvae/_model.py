@@ -29,7 +29,7 @@ from ._losses import kl_divergence_standard_normal
 from ._networks import NetworkSpec
 from ._random import SEED_LIMIT, seed_from
 from ._tables import TableSchema
-from ._threads import one_thread_for_small
+from ._threads import chosen_threads
 
 # Posterior draws per row when a loaded model is checked (see check_works): a
 # file's n_importance_samples (up to MAX_DRAWS) must not make loading cost more
@@ -87,12 +87,18 @@ class FittedVAE:
     def _map_rows(self, function, X, chunk_rows, *, verbose=0, finish=None):
         """``function`` of the scaled rows of ``X`` (table codes), as a float64 array."""
         device = self.device_here
-        with one_thread_for_small(self.module):
+        with self._threads_for(X.shape[0], chunk_rows) as threads:
             return map_rows(
-                function, X, lambda block: self.data_space.to_tensor(block, device),
+                lambda x: threads.run(function, x), X,
+                lambda block: self.data_space.to_tensor(block, device),
                 chunk_rows, input_name="X", owner=self.owner, verbose=verbose,
                 finish=finish,
             )
+
+    def _threads_for(self, n_rows, chunk_rows):
+        """The thread chooser for ``n_rows`` rows in chunks of ``chunk_rows``."""
+        return chosen_threads(self.module, n_calls=-(-n_rows // chunk_rows),
+                              device=self.device_here)
 
     def row_noise(self, x, seed, n_draws):
         """Standard-normal posterior draws of shape (n_draws, rows, n_components).
@@ -137,11 +143,12 @@ class FittedVAE:
                 block = np.ascontiguousarray(block, dtype=np.float32)
             return torch.as_tensor(block, device=device)
 
-        with one_thread_for_small(self.module):
+        with self._threads_for(Z.shape[0], CHUNK_ROWS) as threads:
             # Undone block by block into an output of Z's dtype: no temporary the
             # size of the result.
             return map_rows(
-                lambda z: self.module.likelihood.mean(self.module.decoder(z)),
+                lambda z: threads.run(
+                    lambda chunk: self.module.likelihood.mean(self.module.decoder(chunk)), z),
                 Z, to_tensor, CHUNK_ROWS, input_name="Z", owner=self.owner,
                 dtype=Z.dtype if self.data_space.likelihood != "mixed" else np.float64,
                 finish=self.data_space.to_data,

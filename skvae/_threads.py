@@ -1,46 +1,225 @@
-"""One torch thread for small networks, the user's setting restored afterwards.
+"""torch threads chosen by timing the work itself, the user's setting restored afterwards.
 
-torch runs every operation on all cores by default. For a small network each
-operation is too short to share: the threads spend their time waiting for each
-other, and on a machine that other jobs keep busy they wait for the scheduler
-too. Measured on two cores (``benchmarks/results_threads.md``): alone, two
-threads gained nothing below ~300,000 weights; beside two CPU-bound jobs they
-made networks up to 330,000 weights 1.6x slower (11x in one run). Larger
-networks gain from two threads on a quiet machine (1.6x at 1.07M weights). So
-networks with fewer than ``SMALL_NETWORK_WEIGHTS`` weights run on one thread
-while skvae uses them, and the thread count the user had is put back afterwards;
-larger ones keep the user's setting.
+torch runs every operation on all cores by default. Whether that is fast depends
+on the network and on the machine's load, which no rule known in advance can
+tell: on two cores that other jobs kept busy, the default 512-256 network fitted
+penguins in 27-70 s on torch's two threads and in 3-8 s on one
+(``benchmarks/results_threads.md``), while a quiet machine gives larger networks
+1.6x from the second thread. So skvae measures. Repeated work of one shape (the
+training steps of a fit, the fixed-size chunks of an inference call) runs its
+first calls alternately on one thread and on torch's setting, keeps the faster,
+and measures again every ``REMEASURE_SECONDS`` in case the load changed. The
+timed calls are the work itself, not extra work, and every result is the same
+bit for bit on one thread or several (``tests/test_threads.py`` checks it), so
+the choice changes only the time.
+
+Bit-identical on any count needs one thing torch does not give by default: MKL,
+which does torch's matrix products on the CPU, splits some shapes (a 6 x 128
+by 128 x 32 product, say) differently on two threads than on one. Its
+conditional numerical reproducibility mode (``MKL_CBWR=AUTO,STRICT``) removes
+that, and gives the same bits as its default mode on one thread; skvae turns it
+on when it is imported, which MKL allows only before its first product. Where
+it cannot (torch already computed a product, or the user set ``MKL_CBWR``
+otherwise), skvae does not measure and runs on torch's setting. Nor does it for
+convolutional networks, whose oneDNN convolutions at inference round differently
+on one thread and on two.
+
+Nothing is measured, and torch's setting is used as it is, when the user chose
+threads: ``SKVAE_THREADS`` set to a number (skvae uses that many),
+``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` set, or ``torch.set_num_threads``
+called since skvae was imported (the count differs from torch's default), or a
+single thread to start with. ``SKVAE_THREADS=auto`` (or unset) measures.
 """
 
+import ctypes
+import os
+import time
+import weakref
 from contextlib import contextmanager
 
 import torch
 
-SMALL_NETWORK_WEIGHTS = 50_000
+# Timed calls per candidate before choosing; the first call of all is a warm-up
+# (allocations, kernel selection) and is not timed.
+TRIALS = 3
+REMEASURE_SECONDS = 30.0
+# Calls with fewer chunks than this are too short to measure: they run on the
+# count last chosen for the network, or on one thread.
+MIN_MEASURED_CALLS = 1 + 2 * TRIALS
+# One thread must be this much slower before several are chosen: the second
+# core of a busy machine costs more than it gives when timings are close.
+_MARGIN = 0.9
+
+# torch's count when skvae was imported: a different count later means the user
+# called torch.set_num_threads.
+_TORCH_DEFAULT = torch.get_num_threads()
+_LAST_CHOICE = weakref.WeakKeyDictionary()
+
+# mkl_service.h: MKL_CBWR_AUTO | MKL_CBWR_STRICT.
+_MKL_CBWR_AUTO_STRICT = 2 | 0x10000
 
 
-def is_small(module):
-    """Whether ``module`` has so few weights that one thread runs it fastest."""
-    return sum(p.numel() for p in module.parameters()) < SMALL_NETWORK_WEIGHTS
+def _reproducible_matrix_products():
+    """Turn on MKL's reproducibility across thread counts; whether products have it.
+
+    MKL is linked into torch's CPU library; a torch built without it (another
+    BLAS, or none) has no such mode, and its products are not known to agree
+    across thread counts, so nothing is measured there.
+    """
+    setting = os.environ.get("MKL_CBWR")
+    if setting is not None:
+        return "STRICT" in setting.upper()
+    if not torch.backends.mkl.is_available():
+        return False
+    try:
+        library = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib",
+                                           "libtorch_cpu.so"))
+        set_mode = library.mkl_serv_cbwr_set
+    except (OSError, AttributeError):
+        return False
+    set_mode.argtypes, set_mode.restype = [ctypes.c_int], ctypes.c_int
+    return set_mode(_MKL_CBWR_AUTO_STRICT) == 0  # fails once MKL has computed
+
+
+REPRODUCIBLE_ACROSS_THREADS = _reproducible_matrix_products()
+
+
+def user_threads():
+    """The thread count the user chose, or None if skvae may choose.
+
+    Raises
+    ------
+    ValueError
+        If ``SKVAE_THREADS`` is neither "auto" nor a positive integer.
+    """
+    setting = os.environ.get("SKVAE_THREADS", "auto").strip()
+    if setting.lower() != "auto":
+        try:
+            count = int(setting)
+        except ValueError:
+            count = 0
+        if count < 1:
+            raise ValueError(
+                f"SKVAE_THREADS={setting!r}: it must be 'auto' or a positive integer "
+                "number of torch threads."
+            )
+        return count
+    current = torch.get_num_threads()
+    if (current == 1 or current != _TORCH_DEFAULT or not REPRODUCIBLE_ACROSS_THREADS
+            or os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS")):
+        return current
+    return None
+
+
+class ThreadChooser:
+    """Runs calls of one shape on the fastest of one thread and torch's setting.
+
+    Parameters
+    ----------
+    candidates : tuple of int
+        Thread counts to compare; one count means no choice.
+    fallback : int
+        Count for calls before the first choice is made.
+    """
+
+    def __init__(self, candidates, fallback):
+        self.candidates = tuple(candidates)
+        self.chosen = fallback if len(self.candidates) > 1 else self.candidates[0]
+        self._times = {count: [] for count in self.candidates}
+        self._measuring = len(self.candidates) > 1
+        self._warmed_up = False
+        self._chosen_at = time.perf_counter()
+
+    @property
+    def measuring(self):
+        return self._measuring
+
+    def run(self, function, *args):
+        """``function(*args)`` on the count chosen (or being timed) for this call."""
+        if not self._measuring:
+            if len(self.candidates) > 1 and (
+                    time.perf_counter() - self._chosen_at > REMEASURE_SECONDS):
+                self._start_measuring()
+            else:
+                _set_threads(self.chosen)
+                return function(*args)
+        if not self._warmed_up:
+            self._warmed_up = True
+            _set_threads(self.chosen)
+            return function(*args)
+        count = self._next_candidate()
+        _set_threads(count)
+        start = time.perf_counter()
+        result = function(*args)
+        self._times[count].append(time.perf_counter() - start)
+        if all(len(times) >= TRIALS for times in self._times.values()):
+            self._choose()
+        return result
+
+    def _next_candidate(self):
+        return min(self.candidates, key=lambda count: len(self._times[count]))
+
+    def _start_measuring(self):
+        self._times = {count: [] for count in self.candidates}
+        self._measuring, self._warmed_up = True, True
+
+    def _choose(self):
+        medians = {count: sorted(times)[len(times) // 2]
+                   for count, times in self._times.items()}
+        single = medians.get(1)
+        fastest = min(medians, key=medians.get)
+        if single is not None and medians[fastest] > _MARGIN * single:
+            fastest = 1
+        self.chosen, self._measuring = fastest, False
+        self._chosen_at = time.perf_counter()
+
+
+def _has_convolutions(module):
+    """Whether ``module`` convolves: oneDNN's convolutions at inference round
+    differently on one thread and on two, so a conv network is not measured."""
+    return any(isinstance(part, torch.nn.modules.conv._ConvNd) for part in module.modules())
+
+
+def _set_threads(count):
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
 
 
 @contextmanager
-def one_thread_for_small(module):
-    """Run the block on one torch thread if ``module`` is small; restore afterwards.
+def chosen_threads(module, *, n_calls=None, device=None):
+    """A :class:`ThreadChooser` for repeated work on ``module``; restores torch's setting.
 
-    No lock and no shared count: an interrupt must never leave a lock held (the
-    transaction tests interrupt every line). Each call restores what it found,
-    and a call that finds one thread already set leaves the setting alone, so
-    overlapping calls from several threads end with the user's setting: the
-    first to enter restores it when it leaves (later ones may then run on more
-    threads, which costs time, not results' correctness).
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network the work runs; the last choice for it is remembered, for
+        calls too short to measure.
+    n_calls : int or None, default=None
+        Calls the block will make, when known: fewer than
+        ``MIN_MEASURED_CALLS`` run on the remembered count, or one thread.
+    device : torch.device or None, default=None
+        Where the work runs; on an accelerator nothing is measured (its calls
+        return before the work is done, and the CPU threads hardly matter).
+
+    No lock and no shared count: an interrupt must never leave a lock held. Each
+    block restores the count it found, and a block that finds one thread set
+    leaves the setting alone (it is the user's, or another block's measurement),
+    so overlapping blocks from several threads end with the user's setting.
     """
     previous = torch.get_num_threads()
-    if previous == 1 or not is_small(module):
-        yield
-        return
-    torch.set_num_threads(1)
+    fixed = user_threads()
+    if (device is not None and torch.device(device).type != "cpu") or _has_convolutions(module):
+        candidates = (previous,)
+    elif fixed is not None:
+        candidates = (fixed,)
+    elif n_calls is not None and n_calls < MIN_MEASURED_CALLS:
+        candidates = (_LAST_CHOICE.get(module, 1),)
+    else:
+        candidates = (1, previous)
+    chooser = ThreadChooser(candidates, fallback=_LAST_CHOICE.get(module, previous))
     try:
-        yield
+        yield chooser
     finally:
-        torch.set_num_threads(previous)
+        if len(candidates) > 1 and not chooser.measuring:
+            _LAST_CHOICE[module] = chooser.chosen
+        _set_threads(previous)

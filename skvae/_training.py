@@ -19,6 +19,7 @@ from torch.func import functional_call
 
 from ._losses import trimmed_mean
 from ._progress import EpochReport
+from ._schedules import learning_rate_factor
 from ._warnings import TrainingInterruptedWarning, warn
 
 
@@ -56,6 +57,7 @@ class TrainingResult:
     converged: bool = False  # the stopping rule ended the run before max_iter
     interrupted: bool = False  # KeyboardInterrupt ended it
     diverged: bool = False  # non-finite loss or weights ended it; older weights kept
+    schedule_ended: bool = False  # a decaying schedule ran all its epochs
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ class TrainingConfig:
     # Posterior draws per row in the objective: 1, the ELBO; more, the
     # importance-weighted bound.
     draws_per_row: int = 1
+    # Learning-rate schedule over the max_iter epochs (see skvae._schedules).
+    schedule: str = "constant"
 
 
 def draw_noise(n_rows, module, config, generator, device):
@@ -126,6 +130,10 @@ class TensorBatches:
 
     def __init__(self, rows, batch_size, generator):
         self.rows, self.batch_size, self.generator = rows, batch_size, generator
+
+    @property
+    def n_batches(self):
+        return math.ceil(self.rows.shape[0] / self.batch_size)
 
     def epoch(self):
         order = torch.randperm(self.rows.shape[0], generator=self.generator,
@@ -146,6 +154,11 @@ class StreamedBatches:
     def __init__(self, X, rows, batch_size, generator, data_space, device):
         self.X, self.rows, self.batch_size = X, rows, batch_size
         self.generator, self.data_space, self.device = generator, data_space, device
+
+    @property
+    def n_batches(self):
+        n_rows = self.X.shape[0] if self.rows is None else len(self.rows)
+        return math.ceil(n_rows / self.batch_size)
 
     def epoch(self):
         n_rows = self.X.shape[0] if self.rows is None else len(self.rows)
@@ -173,16 +186,51 @@ def train_step(module, optimizer, batch, noise, beta, trim_fraction=0.0):
     return objective.detach() * batch.shape[0]
 
 
-def run_epoch(module, optimizer, batches, config, generator):
-    """One pass over the minibatches ``batches``; returns the mean loss per row."""
+class LearningRateSchedule:
+    """Sets the learning rate of each step of a run as ``schedule`` plans it.
+
+    "constant" leaves the optimizer's rate alone, so a constant run takes
+    exactly the steps it took before schedules existed.
+    """
+
+    def __init__(self, optimizer, base_rate, total_steps, schedule):
+        self.optimizer, self.base_rate = optimizer, base_rate
+        self.total_steps, self.schedule = total_steps, schedule
+        self.n_steps = 0
+
+    def before_step(self):
+        if self.schedule != "constant":
+            rate = self.base_rate * learning_rate_factor(
+                self.n_steps, self.total_steps, self.schedule)
+            for group in self.optimizer.param_groups:
+                group["lr"] = rate
+        self.n_steps += 1
+
+
+def run_epoch(module, optimizer, batches, config, generator, *, schedule=None,
+              threads=None, report=None):
+    """One pass over the minibatches ``batches``; returns the mean loss per row.
+
+    ``schedule`` (a :class:`LearningRateSchedule`) sets each step's learning
+    rate; ``threads`` (a :class:`~skvae._threads.ThreadChooser`) runs the
+    full-size steps on the thread count it finds fastest; ``report`` hears of
+    each step, for progress within long epochs.
+    """
     total, n_rows = None, 0
     for batch in batches:
         noise = draw_noise(batch.shape[0], module, config, generator, batch.device)
-        step_loss = train_step(
-            module, optimizer, batch, noise, config.beta, config.trim_fraction
-        )
+        if schedule is not None:
+            schedule.before_step()
+        arguments = (module, optimizer, batch, noise, config.beta, config.trim_fraction)
+        if threads is not None and batch.shape[0] == config.batch_size:
+            # Only full batches are timed: a short last batch would flatter its count.
+            step_loss = threads.run(train_step, *arguments)
+        else:
+            step_loss = train_step(*arguments)
         total = step_loss if total is None else total + step_loss
         n_rows += batch.shape[0]
+        if report is not None:
+            report.step()
     # One device-to-host copy per epoch, not one per batch.
     return total.item() / n_rows
 
@@ -286,7 +334,7 @@ def _first_usable(module, candidates, X, config):
 
 
 def train(module, batches, config, generator, optimizer, *, check_rows, X_val=None,
-          history=None):
+          history=None, threads=None):
     """Maximise the ELBO of ``module`` with Adam; returns a :class:`TrainingResult`.
 
     Parameters
@@ -309,6 +357,9 @@ def train(module, batches, config, generator, optimizer, *, check_rows, X_val=No
         Held-out rows for early stopping; the weights of the best epoch are kept.
     history : TrainingHistory or None
         The history of earlier fits (warm start); not changed.
+    threads : ThreadChooser or None
+        Chooses the torch thread count of the training steps (see
+        :mod:`skvae._threads`); None runs them on the current count.
 
     Stops after ``config.max_iter`` epochs, or earlier when the stopping rule
     (:meth:`_Progress.after_epoch`, :func:`_window_improved`) sees no progress. A
@@ -333,11 +384,14 @@ def train(module, batches, config, generator, optimizer, *, check_rows, X_val=No
         tuple(history.loss_curve), tuple(history.validation_scores),
         initial_state, initial_state, best_score,
     )
+    schedule = LearningRateSchedule(optimizer, config.learning_rate,
+                                    config.max_iter * batches.n_batches, config.schedule)
     module.train()
-    with EpochReport(config.verbose, config.max_iter) as report:
+    with EpochReport(config.verbose, config.max_iter, batches.n_batches) as report:
         try:
             for _ in range(config.max_iter):
-                loss = run_epoch(module, optimizer, batches.epoch(), config, generator)
+                loss = run_epoch(module, optimizer, batches.epoch(), config, generator,
+                                 schedule=schedule, threads=threads, report=report)
                 loss += config.loss_offset
                 if not math.isfinite(loss):
                     result.diverged = True
@@ -351,6 +405,10 @@ def train(module, batches, config, generator, optimizer, *, check_rows, X_val=No
                 if progress.epochs_without_improvement >= _patience(validating, config):
                     result.converged = True
                     break
+            else:
+                # Every planned epoch ran: a decaying schedule has ended at a
+                # learning rate near zero, converged by design.
+                result.schedule_ended = config.schedule != "constant"
         except KeyboardInterrupt:
             result.interrupted = True
             warn(

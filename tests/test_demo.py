@@ -245,3 +245,18 @@ def test_an_interrupted_figure_write_keeps_the_earlier_file(tmp_path, monkeypatc
     assert status == 130
     assert [p.name for p in tmp_path.iterdir()] == ["latent_space.png"]
     assert (tmp_path / "latent_space.png").read_bytes() == earlier
+
+
+@pytest.mark.parametrize("arguments, expected", [([], None), (["--threads", "1"], "1"),
+                                                 (["--threads", "auto"], None)])
+def test_demo_threads_are_chosen_by_timing_unless_pinned(tmp_path, monkeypatch, arguments,
+                                                        expected):
+    import skvae._demo
+
+    seen = []
+    monkeypatch.delenv("SKVAE_THREADS", raising=False)
+    monkeypatch.setattr(skvae._demo, "run_demo", lambda output_dir, max_iter: seen.append(
+        (os.environ.get("SKVAE_THREADS"), max_iter)))
+    assert main(["demo", "--output-dir", str(tmp_path), *arguments]) == 0
+    assert seen == [(expected, "auto")]
+    assert "SKVAE_THREADS" not in os.environ

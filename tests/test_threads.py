@@ -1,22 +1,28 @@
-"""Small networks run on one torch thread while skvae uses them; the user's setting
-is restored afterwards, however calls overlap."""
+"""Threads chosen by timing: the faster count is kept, results are the same bit for bit
+on any count, and the user's setting is respected and restored, however calls overlap."""
 
 import threading
+import time
 import warnings
 
 import numpy as np
 import pytest
 import torch
 
+import skvae._threads as threads_module
 import skvae._training
 from skvae import VAEOutlierDetector, VAETransformer
-from skvae._threads import SMALL_NETWORK_WEIGHTS, is_small
+from skvae._threads import ThreadChooser, chosen_threads, user_threads
 
 
 @pytest.fixture()
-def two_threads():
+def two_threads(monkeypatch):
+    """torch on two threads, as if that were its default (so skvae may choose)."""
     before = torch.get_num_threads()
     torch.set_num_threads(2)
+    monkeypatch.setattr(threads_module, "_TORCH_DEFAULT", 2)
+    for name in ("SKVAE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
     yield 2
     torch.set_num_threads(before)
 
@@ -38,39 +44,146 @@ def threads_seen_by_training(monkeypatch):
     return seen
 
 
-@pytest.mark.parametrize("hidden, expected", [((16,), 1), ((512, 256), 2)],
-                         ids=["small", "large"])
-def test_fit_uses_one_thread_for_small_networks_only(hidden, expected, two_threads,
-                                                     monkeypatch):
+def test_matrix_products_were_made_reproducible_across_thread_counts():
+    # The test process imported skvae before any product, as a user script does.
+    assert threads_module.REPRODUCIBLE_ACROSS_THREADS == torch.backends.mkl.is_available()
+
+
+def test_the_user_setting_decides_when_there_is_one(two_threads, monkeypatch):
+    assert user_threads() is None
+    monkeypatch.setenv("SKVAE_THREADS", "auto")
+    assert user_threads() is None
+    monkeypatch.setenv("SKVAE_THREADS", "1")
+    assert user_threads() == 1
+    monkeypatch.delenv("SKVAE_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert user_threads() == 2
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(threads_module, "_TORCH_DEFAULT", 4)  # set_num_threads was called
+    assert user_threads() == 2
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_a_bad_skvae_threads_value_is_a_clear_error(value, two_threads, monkeypatch):
+    monkeypatch.setenv("SKVAE_THREADS", value)
+    with pytest.raises(ValueError, match="SKVAE_THREADS=.*'auto' or a positive integer"):
+        user_threads()
+
+
+@pytest.mark.parametrize("slow_count, expected", [(2, 1), (1, 2)])
+def test_the_chooser_keeps_the_count_that_ran_faster(slow_count, expected, two_threads):
+    def work():
+        if torch.get_num_threads() == slow_count:
+            time.sleep(0.01)
+        return torch.get_num_threads()
+
+    chooser = ThreadChooser((1, 2), fallback=2)
+    counts = [chooser.run(work) for _ in range(20)]
+    assert not chooser.measuring and chooser.chosen == expected
+    assert set(counts[: threads_module.MIN_MEASURED_CALLS]) == {1, 2}
+    assert set(counts[threads_module.MIN_MEASURED_CALLS:]) == {expected}
+
+
+def test_the_chooser_measures_again_when_its_choice_is_old(two_threads, monkeypatch):
+    load = {"slow": 2}
+
+    def work():
+        if torch.get_num_threads() == load["slow"]:
+            time.sleep(0.01)
+
+    chooser = ThreadChooser((1, 2), fallback=2)
+    for _ in range(10):
+        chooser.run(work)
+    assert chooser.chosen == 1
+    load["slow"] = 1  # the other jobs moved
+    monkeypatch.setattr(threads_module, "REMEASURE_SECONDS", 0.0)
+    for _ in range(10):
+        chooser.run(work)
+    assert chooser.chosen == 2
+
+
+def test_a_fit_times_both_counts_and_restores_the_setting(two_threads, monkeypatch):
     seen = threads_seen_by_training(monkeypatch)
-    X = np.random.RandomState(0).normal(size=(64, 30))
-    vae = fit(VAETransformer(hidden_layer_sizes=hidden, max_iter=2, device="cpu"), X)
-    assert is_small(vae.module_) == (expected == 1)
-    assert set(seen) == {expected}
+    X = np.random.RandomState(0).normal(size=(512, 30))
+    fit(VAETransformer(hidden_layer_sizes=(16,), batch_size=64, max_iter=1, device="cpu"), X)
+    assert set(seen[1: threads_module.MIN_MEASURED_CALLS]) == {1, 2}
     assert torch.get_num_threads() == two_threads
 
 
-def test_the_default_detector_counts_as_small():
-    X = np.random.RandomState(0).normal(size=(64, 100))
-    detector = fit(VAEOutlierDetector(max_iter=1, device="cpu"), X)
-    assert sum(p.numel() for p in detector.module_.parameters()) < SMALL_NETWORK_WEIGHTS
+def test_a_user_count_is_used_and_nothing_is_measured(two_threads, monkeypatch):
+    monkeypatch.setenv("SKVAE_THREADS", "1")
+    seen = threads_seen_by_training(monkeypatch)
+    X = np.random.RandomState(0).normal(size=(512, 30))
+    fit(VAETransformer(hidden_layer_sizes=(16,), batch_size=64, max_iter=1, device="cpu"), X)
+    assert set(seen) == {1}
+    assert torch.get_num_threads() == two_threads
 
 
-def test_inference_uses_one_thread_and_overlapping_calls_restore_the_setting(two_threads):
-    X = np.random.RandomState(0).normal(size=(300, 5))
-    vae = fit(VAETransformer(hidden_layer_sizes=(8,), max_iter=2, device="cpu"), X)
+def test_convolutional_networks_are_not_measured(two_threads, monkeypatch):
+    seen = threads_seen_by_training(monkeypatch)
+    X = np.random.RandomState(0).uniform(size=(320, 64))
+    fit(VAETransformer(architecture="conv", image_shape=(8, 8), conv_channels=(4,),
+                       conv_dense_width=8, likelihood="bernoulli", batch_size=32, max_iter=1,
+                       device="cpu"), X)
+    assert set(seen) == {2}
+
+
+def fitted_outputs(make, X):
+    model = fit(make(), X)
+    weights = [value.clone() for value in model.module_.state_dict().values()]
+    return model.loss_curve_, weights, model.transform(X) if hasattr(model, "transform") \
+        else model.encode(X), model.score_samples(X)
+
+
+@pytest.mark.parametrize("make", [
+    # A 6-column table: some of its products (6 x 128 by 128 x 32) round
+    # differently on two MKL threads unless MKL's reproducible mode is on.
+    lambda: VAETransformer(hidden_layer_sizes=(32,), random_state=0, max_iter=4, device="cpu"),
+    lambda: VAEOutlierDetector(hidden_layer_sizes=(32,), random_state=0, max_iter=4,
+                               device="cpu"),
+], ids=["transformer", "detector"])
+def test_results_are_the_same_bits_on_one_thread_two_or_chosen(make, two_threads,
+                                                               monkeypatch):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 2)) @ rng.normal(size=(2, 6)) + 0.1 * rng.normal(size=(300, 6))
+    results = {}
+    for setting in ("1", "2", "auto"):
+        monkeypatch.setenv("SKVAE_THREADS", setting)
+        results[setting] = fitted_outputs(make, X)
+    for setting in ("2", "auto"):
+        curve, weights, codes, scores = results[setting]
+        assert curve == results["1"][0]
+        assert all(torch.equal(a, b) for a, b in zip(weights, results["1"][1]))
+        np.testing.assert_array_equal(codes, results["1"][2])
+        np.testing.assert_array_equal(scores, results["1"][3])
+
+
+def test_long_inference_calls_time_both_counts(two_threads):
+    X = np.random.RandomState(0).normal(size=(4000, 5))
+    vae = fit(VAETransformer(hidden_layer_sizes=(8,), max_iter=1, device="cpu"), X)
     seen = []
     vae.module_.encoder.register_forward_hook(
-        lambda module, inputs, output: seen.append(torch.get_num_threads())
-    )
-    barrier, errors = threading.Barrier(4), []
+        lambda module, inputs, output: seen.append(torch.get_num_threads()))
+    vae.transform(X)  # 16 chunks of 256 rows
+    assert set(seen[1: threads_module.MIN_MEASURED_CALLS]) == {1, 2}
+    seen.clear()
+    vae.transform(X[:10])  # too short to measure: the count chosen last time
+    assert seen == [threads_module._LAST_CHOICE[vae.module_]]
+
+
+def test_overlapping_calls_restore_the_setting_and_agree_with_serial_ones(two_threads):
+    X = np.random.RandomState(0).normal(size=(3000, 5))
+    vae = fit(VAETransformer(hidden_layer_sizes=(8,), max_iter=2, device="cpu"), X)
+    expected_codes, expected_scores = vae.encode(X), vae.score_samples(X[:20])
+    barrier, errors, mismatches = threading.Barrier(4), [], []
 
     def work():
         try:
             barrier.wait()
-            for _ in range(20):
-                vae.encode(X)
-                vae.score_samples(X[:20])
+            for _ in range(10):
+                if not (np.array_equal(vae.encode(X), expected_codes)
+                        and np.array_equal(vae.score_samples(X[:20]), expected_scores)):
+                    mismatches.append(True)
         except Exception as error:  # reported below
             errors.append(error)
 
@@ -79,5 +192,14 @@ def test_inference_uses_one_thread_and_overlapping_calls_restore_the_setting(two
         worker.start()
     for worker in workers:
         worker.join()
-    assert not errors and set(seen) == {1}
+    assert not errors and not mismatches
+    assert torch.get_num_threads() == two_threads
+
+
+def test_the_block_restores_the_count_it_found_after_an_error(two_threads):
+    module = torch.nn.Linear(2, 2)
+    with pytest.raises(RuntimeError, match="boom"), chosen_threads(module) as chooser:
+        chooser.run(lambda: None)
+        chooser.run(torch.set_num_threads, 1)
+        raise RuntimeError("boom")
     assert torch.get_num_threads() == two_threads
