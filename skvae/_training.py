@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from ._losses import trimmed_mean
+from ._losses import labelled_anomaly_hinge, trimmed_mean
 from ._progress import EpochReport
 from ._warnings import TrainingInterruptedWarning, warn
 
@@ -111,6 +111,8 @@ class TrainingConfig:
     # Posterior draws per row in the objective: 1, the ELBO; more, the
     # importance-weighted bound.
     draws_per_row: int = 1
+    # Weight of the labelled anomalies' hinge in each step (see LabelledAnomalies).
+    label_weight: float = 0.0
 
 
 def draw_noise(n_rows, module, config, generator, device):
@@ -158,28 +160,60 @@ class StreamedBatches:
             yield self.data_space.to_tensor(block, self.device)
 
 
-def train_step(module, optimizer, batch, noise, beta, trim_fraction=0.0):
+class LabelledAnomalies:
+    """Rows known to be anomalies, pushed to a low likelihood at every training step.
+
+    Each step adds ``config.label_weight`` times
+    :func:`~skvae._losses.labelled_anomaly_hinge` of (at most a batch of)
+    these rows against the step's minibatch. They are few, so every step sees
+    all of them up to ``batch_size``; beyond it, a random subset. Their noise
+    and subsets come from the training generator, after the minibatch's.
+    """
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def term(self, module, batch_losses, config, generator):
+        """The weighted hinge of this step, differentiable in the module's weights."""
+        rows = self.rows
+        if rows.shape[0] > config.batch_size:
+            chosen = torch.randperm(rows.shape[0], generator=generator, device=rows.device)
+            rows = rows[chosen[: config.batch_size]]
+        noise = draw_noise(rows.shape[0], module, config, generator, rows.device)
+        losses = module.loss(rows, noise, config.beta)
+        return config.label_weight * labelled_anomaly_hinge(losses, batch_losses)
+
+
+def train_step(module, optimizer, batch, noise, beta, trim_fraction=0.0, extra_term=None):
     """One Adam step on one minibatch; returns the batch's objective times its rows.
 
     The objective is the mean loss of the rows left after trimming the
-    ``trim_fraction`` worst (all rows when it is 0). The returned value is a
+    ``trim_fraction`` worst (all rows when it is 0), plus ``extra_term(per_row)``
+    when given (the labelled anomalies' hinge). The returned value is a
     tensor, so the caller adds it up without a device-to-host copy per batch.
     """
     optimizer.zero_grad(set_to_none=True)
     per_row = module.loss(batch, noise, beta)
     objective = trimmed_mean(per_row, trim_fraction)
+    if extra_term is not None:
+        objective = objective + extra_term(per_row)
     objective.backward()
     optimizer.step()
     return objective.detach() * batch.shape[0]
 
 
-def run_epoch(module, optimizer, batches, config, generator):
-    """One pass over the minibatches ``batches``; returns the mean loss per row."""
+def run_epoch(module, optimizer, batches, config, generator, anomalies=None):
+    """One pass over the minibatches ``batches``; returns the mean loss per row.
+
+    ``anomalies`` (:class:`LabelledAnomalies` or None) adds their hinge to every step.
+    """
     total, n_rows = None, 0
+    extra_term = None if anomalies is None else (
+        lambda per_row: anomalies.term(module, per_row, config, generator))
     for batch in batches:
         noise = draw_noise(batch.shape[0], module, config, generator, batch.device)
         step_loss = train_step(
-            module, optimizer, batch, noise, config.beta, config.trim_fraction
+            module, optimizer, batch, noise, config.beta, config.trim_fraction, extra_term
         )
         total = step_loss if total is None else total + step_loss
         n_rows += batch.shape[0]
@@ -286,7 +320,7 @@ def _first_usable(module, candidates, X, config):
 
 
 def train(module, batches, config, generator, optimizer, *, check_rows, X_val=None,
-          history=None):
+          history=None, anomalies=None):
     """Maximise the ELBO of ``module`` with Adam; returns a :class:`TrainingResult`.
 
     Parameters
@@ -309,6 +343,8 @@ def train(module, batches, config, generator, optimizer, *, check_rows, X_val=No
         Held-out rows for early stopping; the weights of the best epoch are kept.
     history : TrainingHistory or None
         The history of earlier fits (warm start); not changed.
+    anomalies : LabelledAnomalies or None
+        Labelled anomalies, not among ``batches``, whose hinge every step adds.
 
     Stops after ``config.max_iter`` epochs, or earlier when the stopping rule
     (:meth:`_Progress.after_epoch`, :func:`_window_improved`) sees no progress. A
@@ -337,7 +373,8 @@ def train(module, batches, config, generator, optimizer, *, check_rows, X_val=No
     with EpochReport(config.verbose, config.max_iter) as report:
         try:
             for _ in range(config.max_iter):
-                loss = run_epoch(module, optimizer, batches.epoch(), config, generator)
+                loss = run_epoch(module, optimizer, batches.epoch(), config, generator,
+                                 anomalies)
                 loss += config.loss_offset
                 if not math.isfinite(loss):
                     result.diverged = True
