@@ -36,7 +36,7 @@ import skvae
 from skvae import VAEOutlierDetector
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_adbench import DEFAULT_DATA_DIR, MAX_ROWS, SEEDS  # noqa: E402
+from bench_adbench import DEFAULT_DATA_DIR, MAX_ROWS, SEEDS
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results_labels.md"
 
@@ -107,22 +107,22 @@ def markdown(table, methods, command, args, elapsed):
     lines = [
         "# A few labels: VAEOutlierDetector with labelled anomalies on ADBench",
         "",
-        f"Produced by `{command}` on {datetime.date.today().isoformat()} "
-        f"({elapsed / 60:.1f} min wall): skvae {skvae.__version__}, scikit-learn "
-        f"{sklearn.__version__}, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), Python {platform.python_version()}.",
+        (f"Produced by `{command}` on {datetime.date.today().isoformat()} "
+         f"({elapsed / 60:.1f} min wall): skvae {skvae.__version__}, scikit-learn "
+         f"{sklearn.__version__}, torch {torch.__version__} "
+         f"({torch.get_num_threads()} threads), Python {platform.python_version()}."),
         "",
-        "Protocol of `bench_adbench.py` (seeds "
-        f"{', '.join(map(str, args.seeds))}; subsample to 10,000 rows; stratified "
-        "70/30 split; MinMaxScaler on the training part), then per seed "
-        f"{args.labelled:.0%} of the training part's anomalies (rounded up, at least "
-        "one; `labelled` is the count per seed) drawn at random and marked 1 in `y`, "
-        "every other training row -1. Both arms: `VAEOutlierDetector(random_state="
-        f"seed, max_iter={args.max_iter})`, the other parameters at their defaults; "
-        f"unsupervised: `fit(X_train)`; labels: `label_weight={args.label_weight}`, "
-        "`fit(X_train, y)`. ROC-AUC and AP of the anomaly score on the test part, "
-        "mean over seeds. Time: CPU seconds (`time.process_time`), fit + score, "
-        "summed over seeds.",
+        ("Protocol of `bench_adbench.py` (seeds "
+         f"{', '.join(map(str, args.seeds))}; subsample to 10,000 rows; stratified "
+         "70/30 split; MinMaxScaler on the training part), then per seed "
+         f"{args.labelled:.0%} of the training part's anomalies (rounded up, at least "
+         "one; `labelled` is the count per seed) drawn at random and marked 1 in `y`, "
+         "every other training row -1. Both arms: `VAEOutlierDetector(random_state="
+         f"seed, max_iter={args.max_iter})`, the other parameters at their defaults; "
+         f"unsupervised: `fit(X_train)`; labels: `label_weight={args.label_weight}`, "
+         "`fit(X_train, y)`. ROC-AUC and AP of the anomaly score on the test part, "
+         "mean over seeds. Time: CPU seconds (`time.process_time`), fit + score, "
+         "summed over seeds."),
         "",
         "| data set | n | d | labelled | "
         + " | ".join(f"{n} AUC" for n in names) + " | "
@@ -139,8 +139,8 @@ def markdown(table, methods, command, args, elapsed):
     cells = [f"**{means[m][k]:.{3 if k < 2 else 1}f}**" for k in range(3) for m in methods]
     lines.append("| **mean** | | | | " + " | ".join(cells) + " |")
     gain = means["labels"][0] - means["unsupervised"][0]
-    lines += ["", f"Mean ROC-AUC gain of the labels over the unsupervised detector: "
-              f"**{gain:+.3f}** (goal: at least +0.05).", ""]
+    lines += ["", (f"Mean ROC-AUC gain of the labels over the unsupervised detector: "
+                   f"**{gain:+.3f}** (goal: at least +0.05)."), ""]
     return "\n".join(lines)
 
 

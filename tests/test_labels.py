@@ -16,7 +16,7 @@ from skvae._labels import labelled_anomalies
 from skvae._losses import labelled_anomaly_hinge, tukey_upper_fence
 from skvae._persistence import _checksum
 
-PARAMS = dict(hidden_layer_sizes=(8,), max_iter=30, random_state=0, device="cpu")
+PARAMS = {"hidden_layer_sizes": (8,), "max_iter": 30, "random_state": 0, "device": "cpu"}
 N_INLIERS, N_LABELLED = 400, 10
 
 
@@ -175,7 +175,7 @@ def test_a_negative_label_weight_is_refused(hidden_cluster):
 def _read(path):
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata()
-        weights = {key: handle.get_tensor(key) for key in handle.keys()}
+        weights = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     return json.loads(metadata["skvae"]), weights
 
 
