@@ -112,12 +112,12 @@ class BaseVAE(BaseEstimator):
         """
         return self._fit_as_transaction(X, one_pass=True)
 
-    def _fit_as_transaction(self, X, *, one_pass):
+    def _fit_as_transaction(self, X, *, one_pass, anomalous=None):
         """Fit on a shallow copy, then commit it in one assignment; return self.
 
         Whatever stops the fit (an error, KeyboardInterrupt), the estimator is
         still its previous fitted self, or unfitted; other threads see the old
-        model or the new one, never a mix.
+        model or the new one, never a mix. ``anomalous``: see :func:`fit_model`.
         """
         settings = FitSettings.from_params(
             self.get_params(deep=False), self._AUTO_BATCH_SIZE, self._AUTO_LEARNING_RATE,
@@ -128,7 +128,8 @@ class BaseVAE(BaseEstimator):
         trained.__dict__ = {k: v for k, v in vars(current).items() if k != "_optimizer_state"}
         X, schema = validate_training_rows(trained, self._prepare_input(X),
                                            previous and previous.model.schema)
-        outcome = fit_model(X, schema, settings, previous=previous, one_pass=one_pass)
+        outcome = fit_model(X, schema, settings, previous=previous, one_pass=one_pass,
+                            anomalous=anomalous)
         warn_about_training(outcome, self, one_pass=one_pass)
         trained.__dict__.update(fitted_attributes(
             outcome.model, outcome.history, outcome.validating, outcome.optimizer_state))

@@ -24,6 +24,7 @@ from ._random import independent_seeds, spawned_seed
 from ._schedules import auto_max_iter
 from ._threads import chosen_threads
 from ._training import (
+    LabelledAnomalies,
     StreamedBatches,
     TensorBatches,
     TrainingConfig,
@@ -60,6 +61,7 @@ class FitSettings:
     validation_fraction: float
     draws_per_row: int
     trim_fraction: float
+    label_weight: float
     device: torch.device
     random_state: object
     verbose: int
@@ -70,8 +72,8 @@ class FitSettings:
         """The settings the estimator parameters ``params`` give, "auto" resolved.
 
         ``auto_batch_size`` and ``auto_learning_rate`` map an architecture to the
-        estimator's choice for "auto"; ``trim_fraction`` is the detector's (0
-        for the others).
+        estimator's choice for "auto"; ``trim_fraction`` and ``label_weight``
+        are the detector's (0 for the others).
 
         Raises
         ------
@@ -96,7 +98,8 @@ class FitSettings:
             early_stopping=params["early_stopping"],
             validation_fraction=params["validation_fraction"],
             draws_per_row=params["n_training_samples"],
-            trim_fraction=params.get("trim_fraction", 0.0), device=device,
+            trim_fraction=params.get("trim_fraction", 0.0),
+            label_weight=params.get("label_weight", 0.0), device=device,
             random_state=params["random_state"], verbose=params["verbose"], owner=owner,
         )
 
@@ -127,7 +130,7 @@ class FitOutcome:
     schedule_ended: bool  # a decaying schedule ran all its planned epochs
 
 
-def fit_model(X, schema, settings, *, previous=None, one_pass=False):
+def fit_model(X, schema, settings, *, previous=None, one_pass=False, anomalous=None):
     """Fit the data layer and the network to the validated rows ``X``.
 
     Parameters
@@ -143,6 +146,11 @@ def fit_model(X, schema, settings, *, previous=None, one_pass=False):
         warm start), and with ``one_pass`` its optimizer's state too.
     one_pass : bool, default=False
         One epoch, no early stopping (``partial_fit``).
+    anomalous : ndarray of bool of shape (n_samples,) or None
+        Rows labelled as anomalies: left out of the rows the ELBO is fitted
+        (and validated) on, and pushed to a low likelihood instead (see
+        :class:`~skvae._training.LabelledAnomalies`). None, or no row marked,
+        is the unsupervised fit, unchanged.
 
     Returns
     -------
@@ -160,8 +168,10 @@ def fit_model(X, schema, settings, *, previous=None, one_pass=False):
     data_space, spec, module, history, noise_seed = _starting_point(
         X, schema, settings, previous, init_seed, noise_seed)
     optimizer = _optimizer(module, settings, previous if one_pass else None)
+    inliers = _other_rows(anomalous)
     train_index, val_index = (
-        (None, None) if one_pass else _split_for_early_stopping(X.shape[0], settings, split_seed)
+        (inliers, None) if one_pass
+        else _split_for_early_stopping(X.shape[0], settings, split_seed, rows=inliers)
     )
     n_train = X.shape[0] if train_index is None else len(train_index)
     config = _training_config(settings, n_train, data_space, one_pass)
@@ -169,9 +179,11 @@ def fit_model(X, schema, settings, *, previous=None, one_pass=False):
     X_val = None if val_index is None else data_space.to_tensor(X[val_index], device)
     batches, check_rows = _batch_source(X, train_index, val_index, config.batch_size,
                                         data_space, device, generator, training_seed)
+    anomalies = None if inliers is None else LabelledAnomalies(
+        data_space.to_tensor(X[np.flatnonzero(anomalous)], device))
     with chosen_threads(module, device=device) as threads:
         result = train(module, batches, config, generator, optimizer, check_rows=check_rows,
-                       X_val=X_val, history=history, threads=threads)
+                       X_val=X_val, history=history, threads=threads, anomalies=anomalies)
     module.load_state_dict(result.state)
     optimizer_state = None
     if one_pass:
@@ -277,6 +289,7 @@ def _training_config(settings, n_train, data_space, one_pass):
         verbose=settings.verbose,
         trim_fraction=settings.trim_fraction,
         draws_per_row=settings.draws_per_row,
+        label_weight=settings.label_weight,
     )
 
 
@@ -296,7 +309,7 @@ def _batch_source(X, train_index, val_index, batch_size, data_space, device, gen
         first = (np.arange(min(_STREAMED_CHECK_ROWS, n_train)) if train_index is None
                  else train_index[:_STREAMED_CHECK_ROWS])
         return batches, data_space.to_tensor(X[np.sort(first)], device)
-    rows = data_space.to_tensor(X if val_index is None else X[train_index], device)
+    rows = data_space.to_tensor(X if train_index is None else X[train_index], device)
     return TensorBatches(rows, batch_size, generator), rows
 
 
@@ -307,8 +320,34 @@ def early_stopping_for(early_stopping, n_samples):
     return bool(early_stopping)
 
 
-def _split_for_early_stopping(n_samples, settings, seed):
-    """Row indices to train and to validate on; ``(None, None)`` for all, none."""
+def _other_rows(anomalous):
+    """Indices of the rows not labelled anomalous; None when no row is (all rows).
+
+    Raises
+    ------
+    ValueError
+        If every row is labelled anomalous: the model needs rows to describe.
+    """
+    if anomalous is None or not anomalous.any():
+        return None
+    if anomalous.all():
+        raise ValueError(
+            "y labels every row an anomaly (1), which leaves no rows for the model to "
+            "describe. Mark the rows not known to be anomalies -1 (unlabelled) or 0 "
+            "(known inliers)."
+        )
+    return np.flatnonzero(~anomalous)
+
+
+def _split_for_early_stopping(n_samples, settings, seed, rows=None):
+    """Row indices to train and to validate on; ``(None, None)`` for all, none.
+
+    With ``rows``, indices, those rows are split instead of ``range(n_samples)``.
+    """
+    if rows is not None:
+        train_index, val_index = _split_for_early_stopping(len(rows), settings, seed)
+        return (rows, None) if train_index is None else (rows[train_index],
+                                                         rows[val_index])
     if not early_stopping_for(settings.early_stopping, n_samples):
         return None, None
     n_val = max(1, int(round(settings.validation_fraction * n_samples)))

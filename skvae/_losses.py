@@ -95,3 +95,41 @@ def importance_weighted_log_likelihood(log_px_given_z, log_pz, log_qz_given_x):
     log_weights = log_px_given_z + log_pz - log_qz_given_x
     n_samples = log_weights.shape[0]
     return torch.logsumexp(log_weights, dim=0) - math.log(n_samples)
+
+
+
+def tukey_upper_fence(values, k=3.0):
+    """``Q3 + k * IQR`` of ``values``, the far-out fence above which a value is an outlier."""
+    q1, q3 = torch.quantile(values, torch.tensor([0.25, 0.75], dtype=values.dtype,
+                                                 device=values.device))
+    return q3 + k * (q3 - q1)
+
+
+def labelled_anomaly_hinge(anomaly_losses, reference_losses):
+    """Mean hinge ``max(0, fence - loss)`` over the labelled anomalies' losses.
+
+    The term that trains a model to give labelled anomalies low likelihood, a
+    hinge on their bound in the spirit of Deep SAD's term for labelled
+    anomalies (Ruff et al., 2020): zero for an anomaly whose loss (negative
+    ELBO) is above the far-out fence of the other rows' losses, ``Q3 + 3 IQR``
+    of ``reference_losses`` (detached: the hinge moves the anomalies, not the
+    target), and linear below it. That fence is where the detector's
+    ``contamination="auto"`` threshold lies, so a labelled anomaly past it is
+    flagged. Quartiles, unlike the maximum, are not moved by the unlabelled
+    anomalies among the reference rows; a target that they could move would
+    chase itself upwards as they come to look like the labelled ones. And
+    being bounded, the hinge never rewards pushing a loss towards infinity.
+
+    Parameters
+    ----------
+    anomaly_losses : torch.Tensor of shape (m,)
+        Per-row losses of the labelled anomalies.
+    reference_losses : torch.Tensor of shape (n,)
+        Per-row losses of the other rows of the step.
+
+    Returns
+    -------
+    torch.Tensor of shape ()
+    """
+    target = tukey_upper_fence(reference_losses.detach())
+    return torch.relu(target - anomaly_losses).mean()

@@ -603,7 +603,7 @@ def _build(metadata, weights):
     if not (isinstance(params, dict) and isinstance(fitted, dict)):
         raise ModelFileError("its parameters or fitted state are malformed.")
     estimator = estimator_class()
-    if set(params) != set(estimator.get_params(deep=False)):
+    if not has_parameters_of(estimator, params):
         raise ModelFileError(
             f"its parameters {sorted(params)} are not those of {estimator_class.__name__}."
         )
@@ -620,6 +620,18 @@ def _build(metadata, weights):
     except _CONTENT_ERRORS as error:
         raise ModelFileError(f"its fitted state is invalid: {_first_line(error)}") from None
     return estimator
+
+
+def has_parameters_of(estimator, params):
+    """Whether the names of a file's ``params`` are those of ``estimator`` (unfitted).
+
+    A parameter the estimator class declares newer than the files
+    (``_parameters_newer_than_files``) may be missing, as in the files written
+    before it: the estimator keeps its default, which behaves as before.
+    """
+    expected, given = set(estimator.get_params(deep=False)), set(params)
+    newer = set(getattr(estimator, "_parameters_newer_than_files", ()))
+    return given <= expected and expected - given <= newer
 
 
 # What checking untrusted content can raise: refusals (ValueError, TypeError) and

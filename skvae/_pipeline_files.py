@@ -428,7 +428,7 @@ def _unfitted_estimator(k, claimed, params):
             f"estimators ({', '.join(_persistence._estimator_classes())})."
         )
     estimator = estimator_class()
-    if not isinstance(params, dict) or set(params) != set(estimator.get_params(deep=False)):
+    if not isinstance(params, dict) or not _persistence.has_parameters_of(estimator, params):
         raise ModelFileError(f"its skvae estimator {k} has parameters that are not a {claimed}'s.")
     try:
         estimator.set_params(**{key: _persistence._param_from_json(value, key)
