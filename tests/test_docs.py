@@ -5,6 +5,7 @@ These read files only; the site itself is built by .ci/run (Sphinx is in the
 """
 
 import ast
+import os
 import re
 import sys
 from pathlib import Path
@@ -141,3 +142,29 @@ def test_ci_runs_the_readme_commands_verbatim_docs_in_a_venv_of_their_own():
     assert "python3 -m venv .venv-docs" in docs_block
     assert '-e ".[docs]"' in docs_block and "[test" not in docs_block
     assert "rm -rf .venv-docs" in ci  # fresh each run: nothing left from another extra
+
+
+def _readme_quickstart():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quickstart", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.slow
+def test_the_readme_quickstart_runs_verbatim_without_any_warning(tmp_path):
+    """The first code a new user runs: as written, in a fresh process whose warnings
+    are errors, with the user's environment (threads chosen by skvae)."""
+    import subprocess
+    import time
+
+    script = tmp_path / "quickstart.py"
+    script.write_text(_readme_quickstart())
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("SKVAE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    start = time.perf_counter()
+    completed = subprocess.run([sys.executable, "-W", "error", str(script)], cwd=tmp_path,
+                               env=environment, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "Warning" not in completed.stderr
+    print(f"README quickstart: {seconds:.0f} s")

@@ -27,8 +27,25 @@ def test_verbose_1_shows_a_bar_over_the_epochs(estimator_class, X, capsys):
     fit(estimator_class, X, verbose=1, early_stopping=True)
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert "fit: 100%" in captured.err and "3/3" in captured.err
+    assert "fit: 100%" in captured.err and "3.0/3 epochs" in captured.err
     assert "loss=" in captured.err and "validation ELBO=" in captured.err
+
+
+def test_the_bar_moves_within_an_epoch_by_fractions_of_it():
+    from skvae._progress import EpochReport
+
+    with EpochReport(1, max_iter=2, n_batches=4) as report:
+        positions = []
+        for _ in range(3):
+            report.step()
+            positions.append(report.bar.n)
+        report.step()
+        report.epoch(1, loss=1.0)
+        positions.append(report.bar.n)
+        report.step()
+        positions.append(report.bar.n)
+    assert positions == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.25])
+    assert positions[3] == 1  # whole epochs exactly, whatever the fractions summed to
 
 
 def test_verbose_2_prints_a_line_per_epoch_and_0_nothing(X, capsys):
