@@ -20,7 +20,7 @@ Time is CPU seconds of the process (``time.process_time()``, all threads) and
 wall seconds, each the median over ``--repeats`` runs (the errors of a seeded run
 do not change from one repeat to the next; this is checked). Two thread settings:
 ``default`` (torch's and the BLAS's own thread counts) and ``one``
-(``torch.set_num_threads(1)`` and ``threadpoolctl.threadpool_limits(1)``, so
+(``torch.set_num_threads(1)`` and a one-thread limit from threadpoolctl, so
 IterativeImputer's BLAS gets one thread too). The old defaults, whose fits take
 minutes, run ``--old-repeats`` times, in the default setting only unless
 ``--old-both-threads``: their network is below skvae's one-thread cut-off
@@ -47,7 +47,9 @@ import numpy as np
 import pandas as pd
 import sklearn
 import torch
-from threadpoolctl import threadpool_limits
+
+# threadpoolctl's controller, through scikit-learn (which depends on it; skvae does not).
+from sklearn.utils.parallel import _get_threadpool_controller
 
 import skvae
 from skvae import VAEImputer
@@ -94,7 +96,7 @@ def run_one(frame, rate, seed, method, threads):
     try:
         if threads == "one":
             torch.set_num_threads(1)
-        with threadpool_limits(limits=limit), warnings.catch_warnings():
+        with _get_threadpool_controller().limit(limits=limit), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             cpu, wall = time.process_time(), time.perf_counter()
             filled, transform_cpu = fit_and_fill(method, holes, categorical, seed)
