@@ -5,7 +5,8 @@ Three parts, each printing a Markdown table:
 - ``epochs``: CPU and wall seconds per training epoch of the default dense
   network (512, 256) and of the conv network with the decoder layout of files
   written before this benchmark (``full_resolution``) and the new default
-  (``mirror``), side by side in one run, each fitted for ``--epochs`` epochs on
+  (``mirror``, and ``mirror`` with each ``--extra-channels``), side by side in
+  one run, each fitted for ``--epochs`` epochs on
   MNIST-8k (Bernoulli, 16-D code) at each batch size of ``--batch-sizes``, on 1
   and 2 torch threads; medians of ``--repeats`` runs in alternating order.
 - ``quality``: held-out IW log-likelihood (``score``, 50 draws, 2,000 images)
@@ -48,6 +49,7 @@ from skvae._networks import NetworkSpec
 from skvae.datasets import load_mnist_split
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+# "architecture [decoder layout [conv channels]]"; the first is the reference.
 NETWORKS = ("dense", "conv full_resolution", "conv mirror")
 
 
@@ -81,8 +83,10 @@ def conv_chunk_rows(decoder_rows):
 
 
 def estimator(network, seed, **params):
-    architecture = network.split()[0]
+    architecture, *rest = network.split()
     extra = {"image_shape": (1, 28, 28)} if architecture == "conv" else {}
+    if len(rest) == 2:
+        extra["conv_channels"] = tuple(int(c) for c in rest[1].split("-"))
     return VAETransformer(
         architecture=architecture, n_components=16, likelihood="bernoulli", tol=0,
         random_state=seed, **extra, **params,
@@ -93,6 +97,10 @@ def layout_of(network):
     return network.split()[1] if " " in network else None
 
 
+def networks_of(args):
+    return NETWORKS + tuple(f"conv mirror {c}" for c in args.extra_channels)
+
+
 def timed(function):
     """``(result, CPU s, wall s)`` of ``function()``."""
     cpu, wall = time.process_time(), time.perf_counter()
@@ -101,13 +109,14 @@ def timed(function):
 
 
 def epochs_part(X_train, args):
+    networks = networks_of(args)
     rows = []
     for threads in (1, 2):
         torch.set_num_threads(threads)
         for batch_size in args.batch_sizes:
-            times = {network: [] for network in NETWORKS}
+            times = {network: [] for network in networks}
             for repeat in range(args.repeats):
-                order = NETWORKS if repeat % 2 == 0 else NETWORKS[::-1]
+                order = networks if repeat % 2 == 0 else networks[::-1]
                 for network in order:
                     vae = estimator(network, repeat, max_iter=args.epochs,
                                     batch_size=batch_size)
@@ -117,7 +126,7 @@ def epochs_part(X_train, args):
                     print(threads, batch_size, network, times[network][-1], flush=True)
             dense_cpu = statistics.median(c for c, _ in times["dense"])
             dense_wall = statistics.median(w for _, w in times["dense"])
-            for network in NETWORKS:
+            for network in networks:
                 cpu = statistics.median(c for c, _ in times[network])
                 wall = statistics.median(w for _, w in times[network])
                 rows.append(
@@ -136,14 +145,14 @@ def quality_part(X_train, X_test, args):
     torch.set_num_threads(1)
     rows = []
     for seed in args.seeds:
-        for network in NETWORKS:
+        for network in networks_of(args):
             vae = estimator(network, seed)
             cpu_total = 0.0
             with decoder_layout(layout_of(network)):
                 for epoch in range(1, max(args.checkpoints) + 1):
                     _, cpu, _ = timed(lambda vae=vae: vae.partial_fit(X_train))
                     cpu_total += cpu
-                    last = epoch >= args.short_epochs and network != "conv mirror"
+                    last = epoch >= args.short_epochs and "mirror" not in network
                     if epoch in args.checkpoints or last:
                         score = vae.score(X_test)
                         rows.append(f"| {seed} | {network} | {epoch} | {cpu_total:.0f} | "
@@ -166,7 +175,7 @@ def score_part(X_train, X_test, args):
         results = {}
         for decoder_rows in (16384, CONV_CHUNK_DECODER_ROWS):
             times = []
-            for _ in range(args.repeats):
+            for _ in range(args.score_repeats):
                 with conv_chunk_rows(decoder_rows):
                     values, cpu, wall = timed(lambda vae=vae: vae.score_samples(X_test))
                 times.append((cpu, wall))
@@ -191,6 +200,9 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-sizes", default="32,128")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--score-repeats", type=int, default=1)
+    parser.add_argument("--extra-channels", default="",
+                        help="conv_channels of more mirror networks, e.g. 16-32,32-32")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--checkpoints", default="15,30,60")
     parser.add_argument("--short-epochs", type=int, default=30,
@@ -200,6 +212,7 @@ def main():
     args = parser.parse_args()
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.extra_channels = [c for c in args.extra_channels.split(",") if c]
     args.checkpoints = [int(c) for c in args.checkpoints.split(",")]
     warnings.simplefilter("ignore")
     X_train, X_test, _, _ = load_mnist_split(args.data_dir)
