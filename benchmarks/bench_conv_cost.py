@@ -7,8 +7,8 @@ Three parts, each printing a Markdown table:
   written before this benchmark (``full_resolution``) and the new default
   (``mirror``, and ``mirror`` with each ``--extra-channels``), side by side in
   one run, each fitted for ``--epochs`` epochs on
-  MNIST-8k (Bernoulli, 16-D code) at each batch size of ``--batch-sizes``, on 1
-  and 2 torch threads; medians of ``--repeats`` runs in alternating order.
+  MNIST-8k (Bernoulli, 16-D code) at each batch size of ``--batch-sizes``, on
+  each torch thread count of ``--threads``; medians of ``--repeats`` runs in alternating order.
 - ``quality``: held-out IW log-likelihood (``score``, 50 draws, 2,000 images)
   after each epoch count of ``--checkpoints`` (the dense and ``full_resolution``
   networks stop at ``--short-epochs``), trained one epoch per
@@ -98,7 +98,8 @@ def layout_of(network):
 
 
 def networks_of(args):
-    return NETWORKS + tuple(f"conv mirror {c}" for c in args.extra_channels)
+    networks = NETWORKS + tuple(f"conv mirror {c}" for c in args.extra_channels)
+    return tuple(n for n in networks if not args.only or n in args.only)
 
 
 def timed(function):
@@ -111,7 +112,7 @@ def timed(function):
 def epochs_part(X_train, args):
     networks = networks_of(args)
     rows = []
-    for threads in (1, 2):
+    for threads in args.threads:
         torch.set_num_threads(threads)
         for batch_size in args.batch_sizes:
             times = {network: [] for network in networks}
@@ -200,10 +201,13 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-sizes", default="32,128")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", default="1,2", help="torch threads of the epochs part")
     parser.add_argument("--score-repeats", type=int, default=1)
     parser.add_argument("--extra-channels", default="",
                         help="conv_channels of more mirror networks, e.g. 16-32,32-32")
     parser.add_argument("--seeds", default="0")
+    parser.add_argument("--only", default="",
+                        help='networks to run, e.g. "conv mirror" (default: all)')
     parser.add_argument("--checkpoints", default="15,30,60")
     parser.add_argument("--short-epochs", type=int, default=30,
                         help="epochs of the dense and full_resolution networks in quality")
@@ -211,8 +215,10 @@ def main():
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    args.threads = [int(t) for t in args.threads.split(",")]
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.extra_channels = [c for c in args.extra_channels.split(",") if c]
+    args.only = [n for n in args.only.split(",") if n]
     args.checkpoints = [int(c) for c in args.checkpoints.split(",")]
     warnings.simplefilter("ignore")
     X_train, X_test, _, _ = load_mnist_split(args.data_dir)

@@ -184,10 +184,11 @@ class ConvEncoder(nn.Module):
 # the encoder does. "full_resolution": the Keras example's layout, of files
 # written before it was added: each transposed convolution gives the channels
 # of the encoder layer *below* it (the widest at the full image size), then a
-# stride-1 transposed convolution maps to the parameters. It spends 5.6 of the
-# network's 8.2 million multiply-adds per 28 x 28 image in the two layers at
-# 14 x 14 and 28 x 28, and costs twice the "mirror" decoder's time per epoch,
-# for no better fit (benchmarks/results_conv_cost.md).
+# stride-1 transposed convolution maps to the parameters. It spends 5.4 of the
+# network's 8.3 million multiply-adds per 28 x 28 image in its layers at
+# 14 x 14 and 28 x 28 (the "mirror" network needs 3.6 million), its epoch takes
+# twice as long, and at equal CPU time the "mirror" network fits MNIST better
+# (benchmarks/results_conv_cost.md).
 CONV_DECODERS = ("mirror", "full_resolution")
 
 
