@@ -22,14 +22,25 @@ from ._progress import block_bar
 CHUNK_ROWS = 256
 # Decoder rows per importance-sampling chunk: rows x samples stays below this.
 _CHUNK_DECODER_ROWS = 16384
+# The same for a conv network, whose decoder holds a few hundred times a dense
+# decoder's activations per row (64 x 14 x 14 floats in one layer for MNIST):
+# 16,384 rows were 1.6 GB per layer, freshly mapped for every chunk, and scoring
+# spent half its CPU time in the kernel's page faults. 256 rows keep a layer's
+# activations within the caches; fewer rows per chunk cost no arithmetic, since
+# every row has its own draws (benchmarks/results_conv_cost.md).
+CONV_CHUNK_DECODER_ROWS = 256
 # Rows converted to tensors at a time: bounds memory beyond the output. Blocks are
 # whole multiples of the chunk size, so results do not depend on it.
 BLOCK_ROWS = 8192
 
 
-def importance_chunk_rows(n_samples):
-    """Rows per chunk when each row is decoded ``n_samples`` times."""
-    rows = max(1, _CHUNK_DECODER_ROWS // n_samples)
+def importance_chunk_rows(n_samples, decoder_rows=_CHUNK_DECODER_ROWS):
+    """Rows per chunk when each row is decoded ``n_samples`` times.
+
+    ``rows * n_samples`` stays within ``decoder_rows`` (one row when a row's
+    draws alone exceed it).
+    """
+    rows = max(1, decoder_rows // n_samples)
     # A multiple of 64 rows: in a chunk of, say, 327 rows the last few go through
     # the matmul's remainder kernels and round differently from the same row
     # placed earlier, which breaks bit-identical scores across batches (16 was

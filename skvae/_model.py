@@ -24,7 +24,13 @@ import torch
 from ._data import DataSpace, has_missing, output_dtype
 from ._devices import recorded_device, usable_device
 from ._draws import row_keys, standard_normal_per_row
-from ._inference import CHUNK_ROWS, importance_chunk_rows, map_in_fixed_chunks, map_rows
+from ._inference import (
+    CHUNK_ROWS,
+    CONV_CHUNK_DECODER_ROWS,
+    importance_chunk_rows,
+    map_in_fixed_chunks,
+    map_rows,
+)
 from ._losses import kl_divergence_standard_normal
 from ._networks import NetworkSpec
 from ._random import SEED_LIMIT, seed_from
@@ -99,6 +105,12 @@ class FittedVAE:
         """The thread chooser for ``n_rows`` rows in chunks of ``chunk_rows``."""
         return chosen_threads(self.module, n_calls=-(-n_rows // chunk_rows),
                               device=self.device_here)
+
+    def _importance_rows(self, n_draws):
+        """Rows per chunk when each row is decoded ``n_draws`` times (see ``_inference``)."""
+        if self.spec.architecture == "conv":
+            return importance_chunk_rows(n_draws, CONV_CHUNK_DECODER_ROWS)
+        return importance_chunk_rows(n_draws)
 
     def row_noise(self, x, seed, n_draws):
         """Standard-normal posterior draws of shape (n_draws, rows, n_components).
@@ -199,7 +211,7 @@ class FittedVAE:
             return self.module.conditional_draw(x, noise, generator)
 
         values = self.data_space.to_data(
-            self._map_rows(draw, X, importance_chunk_rows(n_draws)))
+            self._map_rows(draw, X, self._importance_rows(n_draws)))
         missing = np.isnan(X)
         filled = np.where(missing, values, X)
         if not np.all(np.isfinite(filled)):
@@ -222,7 +234,7 @@ class FittedVAE:
         seed = self.noise_seed if random_state is None else seed_from(random_state)
         log_px = self._map_rows(
             lambda x: self.module.log_likelihood(x, self.row_noise(x, seed, n_draws)),
-            X, importance_chunk_rows(n_draws), verbose=verbose,
+            X, self._importance_rows(n_draws), verbose=verbose,
         )
         if complete:
             return self.complete_missing(log_px, X)
@@ -250,7 +262,7 @@ class FittedVAE:
         def terms(x):
             return self.module.posterior_feature_terms(x, self.row_noise(x, seed, n_draws))
 
-        return self._map_rows(terms, X, importance_chunk_rows(n_draws),
+        return self._map_rows(terms, X, self._importance_rows(n_draws),
                               finish=self.data_space.column_terms_to_data)
 
     def reconstruction_feature_log_likelihood(self, X):
@@ -300,7 +312,7 @@ class FittedVAE:
                 return self.module.conditional_draw(
                     x, self.row_noise(x, draw_seed, n_draws), generator)
 
-        values = self._map_rows(impute, X, importance_chunk_rows(n_draws))
+        values = self._map_rows(impute, X, self._importance_rows(n_draws))
         return self.data_space.to_data(values)
 
     # --------------------------------------------------------- persistence

@@ -178,19 +178,39 @@ class ConvEncoder(nn.Module):
         return mean, log_variance.clamp(-_LOG_VARIANCE_BOUND, _LOG_VARIANCE_BOUND)
 
 
+# How a ConvDecoder climbs back to full resolution (``NetworkSpec.conv_decoder``).
+# "mirror": each transposed convolution undoes one encoder convolution, the last
+# one giving the likelihood's parameters per pixel, so the decoder costs what
+# the encoder does. "full_resolution": the Keras example's layout, of files
+# written before it was added: each transposed convolution gives the channels
+# of the encoder layer *below* it (the widest at the full image size), then a
+# stride-1 transposed convolution maps to the parameters. It spends 5.4 of the
+# network's 8.3 million multiply-adds per 28 x 28 image in its layers at
+# 14 x 14 and 28 x 28 (the "mirror" network needs 3.6 million), its epoch takes
+# twice as long. On MNIST the "mirror" network was 3.7 nats behind after the
+# same 10 epochs, and 1.7 nats ahead after the same CPU time (one seed; see
+# benchmarks/results_conv_cost.md).
+CONV_DECODERS = ("mirror", "full_resolution")
+
+
 class ConvDecoder(nn.Module):
     """One dense layer, then transposed convolutions mirroring :class:`ConvEncoder`.
 
-    Each transposed convolution doubles the height and width; its
+    Each stride-2 transposed convolution doubles the height and width; its
     ``output_padding`` (0 or 1) is chosen per dimension so that every layer gives
     back exactly the size the matching encoder layer received, so the output is
-    ``image_shape`` for any image size, odd or even, with no cropping. A final
-    stride-1 transposed convolution maps to ``n_output_channels`` (the
-    likelihood's parameters per pixel), and the result is flattened.
+    ``image_shape`` for any image size, odd or even, with no cropping. With
+    ``layout="mirror"`` the transposed convolutions give the encoder's channels
+    in reverse, the last one the likelihood's ``n_output_channels`` parameters
+    per pixel. With ``layout="full_resolution"`` (model files written before
+    ``"mirror"`` existed) they give ``reversed(conv_channels)``, and a final
+    stride-1 transposed convolution maps to the parameters. The result is
+    flattened.
     """
 
     def __init__(
-        self, n_components, conv_channels, image_shape, n_output_channels, activation
+        self, n_components, conv_channels, image_shape, n_output_channels, activation,
+        layout="full_resolution",
     ):
         super().__init__()
         _, height, width = image_shape
@@ -201,9 +221,10 @@ class ConvDecoder(nn.Module):
             nn.Linear(n_components, conv_channels[-1] * heights[-1] * widths[-1]),
             ACTIVATIONS[activation](),
         )
+        outputs = _deconvolution_channels(conv_channels, n_output_channels, layout)
         layers = []
         n_channels = conv_channels[-1]
-        for i, channels in enumerate(reversed(conv_channels)):
+        for i, channels in enumerate(outputs[: len(conv_channels)]):
             level = len(conv_channels) - i  # size goes heights[level] -> heights[level - 1]
             output_padding = tuple(
                 sizes[level - 1] - (2 * sizes[level] - 1) for sizes in (heights, widths)
@@ -216,12 +237,25 @@ class ConvDecoder(nn.Module):
                 ACTIVATIONS[activation](),
             ]
             n_channels = channels
-        layers.append(nn.ConvTranspose2d(n_channels, n_output_channels, 3, padding=1))
+        if layout == "mirror":
+            layers.pop()  # the parameters are unbounded: no activation on them
+        else:
+            layers.append(nn.ConvTranspose2d(n_channels, n_output_channels, 3, padding=1))
         self.deconvolutions = nn.Sequential(*layers)
 
     def forward(self, z):
         images = self.body(z).reshape(z.shape[:-1] + self.start_shape)
         return self.deconvolutions(images).flatten(start_dim=-3)
+
+
+def _deconvolution_channels(conv_channels, n_output_channels, layout):
+    """Output channels of each transposed convolution of a :class:`ConvDecoder`."""
+    conv_channels = tuple(conv_channels)
+    if layout == "mirror":
+        return conv_channels[-2::-1] + (n_output_channels,)
+    if layout == "full_resolution":
+        return conv_channels[::-1] + (n_output_channels,)
+    raise ValueError(f"conv decoder layout {layout!r} is not one of {CONV_DECODERS}.")
 
 
 class VAE(nn.Module):
@@ -450,12 +484,14 @@ def build_dense_vae(
 
 
 def build_conv_vae(
-    image_shape, n_components, conv_channels, dense_width, activation, likelihood
+    image_shape, n_components, conv_channels, dense_width, activation, likelihood,
+    decoder_layout="full_resolution",
 ):
     """A VAE with convolutional encoder and mirrored transposed-convolution decoder.
 
     ``image_shape`` is ``(channels, height, width)``; the rows the VAE sees are the
     flattened images, ``channels * height * width`` values each.
+    ``decoder_layout`` is one of :data:`CONV_DECODERS` (see :class:`ConvDecoder`).
     """
     _, height, width = image_shape
     n_outputs = likelihood.n_decoder_outputs
@@ -469,7 +505,7 @@ def build_conv_vae(
         ConvEncoder(image_shape, conv_channels, dense_width, n_components, activation),
         ConvDecoder(
             n_components, conv_channels, image_shape, n_outputs // (height * width),
-            activation,
+            activation, decoder_layout,
         ),
         likelihood,
     )
@@ -550,7 +586,10 @@ class NetworkSpec:
     ``column_layout`` is ``(n_gaussian, n_bernoulli, *levels)`` for the
     ``"mixed"`` likelihood of a table and ``()`` otherwise; ``mask_input`` says
     whether the encoder also reads which entries are observed (dense networks
-    fitted on data with missing values).
+    fitted on data with missing values). ``conv_decoder`` is the conv decoder's
+    layout, one of :data:`CONV_DECODERS`: ``"mirror"`` for new fits,
+    ``"full_resolution"`` for files written before the field existed (and for
+    a conv spec built without it); None for ``"dense"``.
     """
 
     architecture: str
@@ -564,6 +603,12 @@ class NetworkSpec:
     conv_dense_width: object  # int for "conv", None for "dense"
     column_layout: tuple = ()
     mask_input: bool = False
+    conv_decoder: object = None
+
+    def __post_init__(self):
+        # A conv spec without a layout is one from before layouts existed.
+        if self.architecture == "conv" and self.conv_decoder is None:
+            object.__setattr__(self, "conv_decoder", "full_resolution")
 
     @classmethod
     def from_params(cls, params, n_features, likelihood, column_layout=(), mask_input=False):
@@ -601,6 +646,7 @@ class NetworkSpec:
             column_layout=tuple(column_layout) if likelihood == "mixed" else (),
             # The conv network reads rows as images: no room for a mask.
             mask_input=bool(mask_input) and not conv,
+            conv_decoder="mirror" if conv else None,
         )
         spec.check_sizes()
         return spec
@@ -701,10 +747,11 @@ class NetworkSpec:
         shapes.update(_linear_shapes("encoder.head", self.conv_dense_width,
                                      2 * self.n_components))
         shapes.update(_linear_shapes("decoder.body.0", self.n_components, n_flat))
-        # Transposed convolutions hold (in, out, 3, 3) weights: the channels
-        # in reverse, then a last one to the likelihood's parameters per pixel.
-        outs = channels[::-1] + (n_outputs // (height * width),)
-        for i, (n_in, n_out) in enumerate(zip(channels[-1:] + channels[::-1], outs)):
+        # Transposed convolutions hold (in, out, 3, 3) weights: each takes the
+        # channels the one before gave, starting from the encoder's last.
+        outs = _deconvolution_channels(channels, n_outputs // (height * width),
+                                       self.conv_decoder)
+        for i, (n_in, n_out) in enumerate(zip(channels[-1:] + outs, outs)):
             shapes[f"decoder.deconvolutions.{2 * i}.weight"] = (n_in, n_out, 3, 3)
             shapes[f"decoder.deconvolutions.{2 * i}.bias"] = (n_out,)
         return shapes
@@ -721,6 +768,7 @@ class NetworkSpec:
             return build_conv_vae(
                 self.image_shape, self.n_components, self.conv_channels,
                 self.conv_dense_width, self.activation, self._build_likelihood(),
+                self.conv_decoder,
             )
         return build_dense_vae(
             self.n_features, self.n_components, self.hidden_layer_sizes,
@@ -768,7 +816,16 @@ class NetworkSpec:
         return module.eval()
 
     def to_dict(self):
-        return {key: list(v) if isinstance(v, tuple) else v for key, v in asdict(self).items()}
+        """The spec as JSON-ready data; :meth:`from_dict` reads it back.
+
+        ``conv_decoder`` is written only for the ``"mirror"`` layout, so dense
+        and ``"full_resolution"`` specs give the document files had before the
+        field existed, which older skvae reads too.
+        """
+        state = {key: list(v) if isinstance(v, tuple) else v for key, v in asdict(self).items()}
+        if state["conv_decoder"] in (None, "full_resolution"):
+            del state["conv_decoder"]
+        return state
 
     @classmethod
     def from_dict(cls, state):
@@ -780,6 +837,11 @@ class NetworkSpec:
             Naming the field that is missing or invalid.
         """
         names = set(cls.__dataclass_fields__)
+        if isinstance(state, dict) and set(state) == names - {"conv_decoder"}:
+            # Without a layout: a dense network, or a conv one of the layout
+            # files had before the field existed.
+            conv = state.get("architecture") == "conv"
+            state = {**state, "conv_decoder": "full_resolution" if conv else None}
         if not isinstance(state, dict) or set(state) != names:
             raise ValueError("the network description is malformed.")
         if state["architecture"] not in ("dense", "conv"):
@@ -812,6 +874,8 @@ class NetworkSpec:
             raise ValueError("the network's layers do not match its architecture.")
         if not conv and state["conv_dense_width"] is not None:
             raise ValueError("the dense network has a conv_dense_width.")
+        if state["conv_decoder"] not in (CONV_DECODERS if conv else (None,)):
+            raise ValueError("the network's conv_decoder is not known.")
         shape = fields["image_shape"]
         if len(shape) != 3 or math.prod(shape) != state["n_features"]:
             raise ValueError("the network's image_shape does not hold n_features values.")

@@ -57,10 +57,12 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         With ``architecture="conv"``: output channels of the encoder's 3x3,
         stride-2 convolutions, each of which halves the height and width
         (rounding up). The decoder mirrors them with stride-2 transposed
-        convolutions, then a 3x3 transposed convolution to the image's channels.
-        The default is the classic MNIST VAE of the Keras example with a wider
-        dense layer: Conv(32) -> Conv(64) -> Dense(512) -> latent;
-        Dense(7*7*64) -> ConvT(64) -> ConvT(32) -> ConvT(1) for 28 x 28 images.
+        convolutions, each undoing one encoder layer, the last giving the
+        likelihood's parameters per pixel. The default is the classic MNIST
+        VAE's encoder with a wider dense layer: Conv(32) -> Conv(64) ->
+        Dense(512) -> latent; Dense(7*7*64) -> ConvT(32) -> ConvT(1) for
+        28 x 28 images. Model files written before this decoder keep the Keras
+        example's, ConvT(64) -> ConvT(32) -> a stride-1 ConvT(1), twice as slow.
     conv_dense_width : int, default=512
         With ``architecture="conv"``: width of the dense layer between the
         encoder's last convolution and the latent mean and log-variance. The

@@ -10,16 +10,24 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skvae import VAETransformer
 from skvae._likelihoods import BernoulliLikelihood, GaussianLikelihood
-from skvae._networks import ConvDecoder, ConvEncoder, build_conv_vae
+from skvae._networks import (
+    CONV_DECODERS,
+    ConvDecoder,
+    ConvEncoder,
+    NetworkSpec,
+    build_conv_vae,
+)
 
 
+@pytest.mark.parametrize("layout", CONV_DECODERS)
 @pytest.mark.parametrize(
     "image_shape", [(1, 28, 28), (1, 8, 8), (1, 1, 7), (3, 5, 9), (1, 1, 1)]
 )
-def test_conv_network_shapes(image_shape):
+def test_conv_network_shapes(image_shape, layout):
     n_features = int(np.prod(image_shape))
     module = build_conv_vae(
-        image_shape, 3, (4, 8), 6, "relu", BernoulliLikelihood(math.prod(image_shape))
+        image_shape, 3, (4, 8), 6, "relu", BernoulliLikelihood(math.prod(image_shape)),
+        layout,
     )
     x = torch.rand(5, n_features)
     mean, log_variance = module.encoder(x)
@@ -29,7 +37,8 @@ def test_conv_network_shapes(image_shape):
     assert module.encoder.head.out_features == 6  # 2 * n_components, read by training
 
 
-def test_default_conv_network_is_the_classic_one_with_512_dense_units():
+def test_the_full_resolution_layout_is_the_classic_one_with_512_dense_units():
+    """The network of files written before decoder layouts: old files build it."""
     defaults = VAETransformer().get_params()
     assert (defaults["conv_channels"], defaults["conv_dense_width"]) == ((32, 64), 512)
     encoder = ConvEncoder((1, 28, 28), (32, 64), 512, 2, "relu")
@@ -47,6 +56,28 @@ def test_default_conv_network_is_the_classic_one_with_512_dense_units():
     ]
     hidden = decoder.deconvolutions[:-1](decoder.body(torch.zeros(1, 2)).view(1, 64, 7, 7))
     assert hidden.shape == (1, 32, 28, 28)
+
+
+def test_new_fits_get_the_mirror_decoder_whose_layers_undo_the_encoders():
+    params = VAETransformer(architecture="conv", image_shape=(28, 28)).get_params()
+    spec = NetworkSpec.from_params(params, 784, "bernoulli")
+    assert spec.conv_decoder == "mirror"
+    decoder = spec.build().decoder
+    deconvs = [m for m in decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    # 64 x 7 x 7 -> 32 x 14 x 14 -> 1 x 28 x 28: the encoder's sizes in reverse,
+    # nothing wider than the encoder at any resolution.
+    assert [(d.in_channels, d.out_channels, d.stride) for d in deconvs] == [
+        (64, 32, (2, 2)), (32, 1, (2, 2))
+    ]
+    z = torch.zeros(1, spec.n_components)
+    hidden = decoder.deconvolutions[:-1](decoder.body(z).view(1, 64, 7, 7))
+    assert hidden.shape == (1, 32, 14, 14)
+    assert not isinstance(decoder.deconvolutions[-1], torch.nn.ReLU)  # unbounded logits
+    # A conv spec built without a layout is one of the files from before.
+    fields = {**spec.__dict__, "conv_decoder": None}
+    assert NetworkSpec(**fields).conv_decoder == "full_resolution"
+    with pytest.raises(ValueError, match="layout 'keras' is not one of"):
+        build_conv_vae((1, 8, 8), 2, (4,), 4, "relu", BernoulliLikelihood(64), "keras")
 
 
 def _fit(X, **params):

@@ -104,18 +104,34 @@ def test_decoding_any_layout_of_codes_gives_the_same_bits(fitted):
     np.testing.assert_array_equal(estimator.decode(Z[5:9]), expected[5:9])
 
 
-@pytest.mark.parametrize("n_importance_samples", [11, 14, 19, 20, 37, 48, 60, 113, 300])
-def test_scores_are_batch_invariant_whatever_the_number_of_draws(n_importance_samples):
+def assert_scores_batch_invariant(n_rows, n_fit_rows, n_importance_samples, **params):
+    """score_samples of a fitted VAETransformer: the same bits in any order and batch."""
     from skvae import VAETransformer
 
-    X = np.random.RandomState(0).normal(size=(2100, 12))
-    vae = VAETransformer(hidden_layer_sizes=(32,), max_iter=2, random_state=0, device="cpu")
+    X = np.random.RandomState(0).normal(size=(n_rows, 12))
+    vae = VAETransformer(max_iter=2, random_state=0, device="cpu", **params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        vae.fit(X[:300])
+        vae.fit(X[:n_fit_rows])
     vae.set_params(n_importance_samples=n_importance_samples)
     order = np.random.RandomState(5).permutation(len(X))
-    np.testing.assert_array_equal(vae.score_samples(X[order]), vae.score_samples(X)[order])
+    expected = vae.score_samples(X)
+    np.testing.assert_array_equal(vae.score_samples(X[order]), expected[order])
+    np.testing.assert_array_equal(vae.score_samples(X[7:9]), expected[7:9])
+
+
+@pytest.mark.parametrize("n_importance_samples", [11, 14, 19, 20, 37, 48, 60, 113, 300])
+def test_scores_are_batch_invariant_whatever_the_number_of_draws(n_importance_samples):
+    assert_scores_batch_invariant(2100, 300, n_importance_samples, hidden_layer_sizes=(32,))
+
+
+@pytest.mark.parametrize("n_importance_samples",
+                         [3, 50, pytest.param(300, marks=pytest.mark.slow)])
+def test_conv_scores_are_batch_invariant_whatever_the_number_of_draws(n_importance_samples):
+    """The conv network's smaller importance chunks (64, 4 and 1 rows) keep the promise."""
+    assert_scores_batch_invariant(150, 100, n_importance_samples, architecture="conv",
+                                  image_shape=(3, 4), conv_channels=(4, 4),
+                                  conv_dense_width=8)
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])

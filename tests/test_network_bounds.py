@@ -12,7 +12,7 @@ from safetensors.torch import save as safetensors_bytes
 from sklearn.exceptions import ConvergenceWarning
 
 import skvae
-from skvae._networks import MAX_LAYERS, MAX_WEIGHTS, NetworkSpec
+from skvae._networks import CONV_DECODERS, MAX_LAYERS, MAX_WEIGHTS, NetworkSpec
 from skvae._persistence import _checksum, _estimator_classes
 
 ESTIMATOR_CLASSES = [cls for _, cls in sorted(_estimator_classes().items())]
@@ -108,8 +108,9 @@ def _specs():
         for channels in [(5,), (5, 6), (2, 3, 4, 5)]:
             for likelihood, layout in [("gaussian", ()), ("bernoulli", ()),
                                        ("mixed", (n_features - 1, 1))]:
-                yield NetworkSpec("conv", n_features, 3, likelihood, "relu", (), shape,
-                                  channels, 7, layout)
+                for decoder in CONV_DECODERS:
+                    yield NetworkSpec("conv", n_features, 3, likelihood, "relu", (), shape,
+                                      channels, 7, layout, conv_decoder=decoder)
 
 
 @pytest.mark.parametrize("spec", list(_specs()), ids=str)

@@ -9,6 +9,7 @@ import struct
 import time
 import warnings
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,6 +75,13 @@ def write_model_file(path, content, weights, *, checksum=True, document=None):
     metadata = {"skvae": document}
     metadata["skvae.sha256"] = _checksum(document, weights) if checksum else "0" * 64
     path.write_bytes(safetensors_bytes(weights, metadata=metadata))
+
+
+# A conv model saved by skvae at commit 68e25ac, before decoder layouts existed
+# (VAETransformer(architecture="conv", image_shape=(6, 6), conv_channels=(2, 3),
+# conv_dense_width=4, likelihood="bernoulli", max_iter=3, random_state=0) on
+# RandomState(0).uniform(size=(40, 36))), and its outputs then.
+OLD_CONV_FILE = Path(__file__).parent / "data" / "conv_before_decoder_layouts.skvae"
 
 
 @pytest.fixture()
@@ -255,6 +263,45 @@ def test_corrupted_files_never_load_a_different_model(X, model_file, tmp_path):
             continue
         # Only padding may change without an error; the model must be intact.
         assert_same_outputs(reference, loaded, X)
+
+
+def test_a_conv_file_from_before_decoder_layouts_loads_and_gives_its_outputs():
+    content, weights = read_model_file(OLD_CONV_FILE)
+    assert "conv_decoder" not in content["fitted"]["network"]
+    loaded = load(OLD_CONV_FILE)
+    assert loaded._model.spec.conv_decoder == "full_resolution"
+    assert "decoder.deconvolutions.4.weight" in weights  # its stride-1 last layer
+    X = np.random.RandomState(0).uniform(size=(40, 36))
+    expected = np.load(OLD_CONV_FILE.with_suffix(".npz"))
+    Z = loaded.transform(X)
+    got = {"score_samples": loaded.score_samples(X), "transform": Z,
+           "inverse_transform": loaded.inverse_transform(Z),
+           "sample": loaded.sample(5, random_state=1)}
+    for name, values in got.items():
+        np.testing.assert_array_equal(values, expected[name], err_msg=name)
+
+
+def test_a_new_conv_file_names_its_decoder_layout_and_round_trips(X, tmp_path):
+    conv = {"architecture": "conv", "image_shape": (1, 2, 2), "conv_channels": (2,),
+            "conv_dense_width": 4}
+    estimator = fit_small(skvae.VAETransformer, X, **conv)
+    save(estimator, tmp_path / "conv.skvae")
+    content, weights = read_model_file(tmp_path / "conv.skvae")
+    assert content["fitted"]["network"]["conv_decoder"] == "mirror"
+    assert load(tmp_path / "conv.skvae")._model.spec == estimator._model.spec
+    # A dense file's document is that of before: no layout entry.
+    save(fit_small(skvae.VAETransformer, X), tmp_path / "dense.skvae")
+    assert "conv_decoder" not in read_model_file(tmp_path / "dense.skvae")[0]["fitted"][
+        "network"]
+    for name, change in [("unknown", {"conv_decoder": "keras"}),
+                         ("dense", {"architecture": "dense", "conv_channels": [],
+                                    "conv_dense_width": None, "hidden_layer_sizes": [8]}),
+                         ("legacy-weights", {"conv_decoder": "full_resolution"})]:
+        changed = {**content, "fitted": {**content["fitted"], "network": {
+            **content["fitted"]["network"], **change}}}
+        write_model_file(tmp_path / f"{name}.skvae", changed, weights)
+        with pytest.raises(ModelFileError, match=f"{name}.skvae.*(conv_decoder|weights)"):
+            load(tmp_path / f"{name}.skvae")
 
 
 def test_tampered_weights_or_document_fail_the_checksum(model_file, tmp_path):
