@@ -16,6 +16,7 @@ when it is installed (``--deepod``)::
 """
 
 import argparse
+import importlib
 import datetime
 import math
 import platform
@@ -65,7 +66,8 @@ def labelled_split(X, y, seed, share):
 def anomaly_scores(method, X_train, y_labels, X_test, seed, args):
     """Fit ``method`` on the training part; its anomaly scores (higher = more anomalous)."""
     if method == "deepsad":
-        from deepod.models.tabular import DeepSAD
+        # An optional peer, installed by hand (see the docstring), not by an extra.
+        DeepSAD = importlib.import_module("deepod.models.tabular").DeepSAD  # noqa: N806
 
         model = DeepSAD(random_state=seed, verbose=0, device="cpu")
         model.fit(X_train, np.where(y_labels == 1, 1, 0))

@@ -12,6 +12,7 @@ Knows torch and numpy, not scikit-learn.
 """
 
 import copy
+import functools
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -29,6 +30,7 @@ from ._training import (
     TensorBatches,
     TrainingConfig,
     TrainingHistory,
+    same_step_on_thread_counts,
     train,
 )
 
@@ -181,7 +183,9 @@ def fit_model(X, schema, settings, *, previous=None, one_pass=False, anomalous=N
                                         data_space, device, generator, training_seed)
     anomalies = None if inliers is None else LabelledAnomalies(
         data_space.to_tensor(X[np.flatnonzero(anomalous)], device))
-    with chosen_threads(module, device=device) as threads:
+    same_bits = functools.partial(same_step_on_thread_counts, module, optimizer, check_rows,
+                                  config, generator.device)
+    with chosen_threads(module, device=device, same_bits=same_bits) as threads:
         result = train(module, batches, config, generator, optimizer, check_rows=check_rows,
                        X_val=X_val, history=history, threads=threads, anomalies=anomalies)
     module.load_state_dict(result.state)

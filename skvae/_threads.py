@@ -34,7 +34,6 @@ single thread to start with. ``SKVAE_THREADS=auto`` (or unset) measures.
 import ctypes
 import os
 import time
-import weakref
 from contextlib import contextmanager
 
 import torch
@@ -43,8 +42,8 @@ import torch
 # (allocations, kernel selection) and is not timed.
 TRIALS = 3
 REMEASURE_SECONDS = 30.0
-# Calls with fewer chunks than this are too short to measure: they run on the
-# count last chosen for the network, or on one thread.
+# Calls with fewer chunks than this are too short to measure: they run on one
+# thread.
 MIN_MEASURED_CALLS = 1 + 2 * TRIALS
 # One thread must be this much slower before several are chosen: the second
 # core of a busy machine costs more than it gives when timings are close.
@@ -53,7 +52,6 @@ _MARGIN = 0.9
 # torch's count when skvae was imported: a different count later means the user
 # called torch.set_num_threads.
 _TORCH_DEFAULT = torch.get_num_threads()
-_LAST_CHOICE = weakref.WeakKeyDictionary()
 
 # mkl_service.h: MKL_CBWR_AUTO | MKL_CBWR_STRICT.
 _MKL_CBWR_AUTO_STRICT = 2 | 0x10000
@@ -122,8 +120,11 @@ class ThreadChooser:
         Count for calls before the first choice is made.
     """
 
-    def __init__(self, candidates, fallback):
+    def __init__(self, candidates, fallback, *, compare_first=False):
         self.candidates = tuple(candidates)
+        # Compare the first call's results on the first two counts, and keep the
+        # first count alone if they differ (see :func:`chosen_threads`).
+        self._compare_first = compare_first and len(self.candidates) > 1
         self.chosen = fallback if len(self.candidates) > 1 else self.candidates[0]
         self._times = {count: [] for count in self.candidates}
         self._measuring = len(self.candidates) > 1
@@ -133,6 +134,19 @@ class ThreadChooser:
     @property
     def measuring(self):
         return self._measuring
+
+    def run_fixed(self, function, *args):
+        """``function(*args)`` on the first candidate count, whatever was chosen.
+
+        For work whose results must not depend on the choice and whose shape
+        was not checked for it (a short last batch, a validation pass).
+        """
+        _set_threads(self.candidates[0])
+        return function(*args)
+
+    def pin(self, count):
+        """Stop choosing: every call runs on ``count`` from now on."""
+        self.candidates, self.chosen, self._measuring = (count,), count, False
 
     def run(self, function, *args):
         """``function(*args)`` on the count chosen (or being timed) for this call."""
@@ -145,6 +159,8 @@ class ThreadChooser:
                 return function(*args)
         if not self._warmed_up:
             self._warmed_up = True
+            if self._compare_first:
+                return self._first_call_compared(function, args)
             _set_threads(self.chosen)
             return function(*args)
         count = self._next_candidate()
@@ -154,6 +170,18 @@ class ThreadChooser:
         self._times[count].append(time.perf_counter() - start)
         if all(len(times) >= TRIALS for times in self._times.values()):
             self._choose()
+        return result
+
+    def _first_call_compared(self, function, args):
+        """The first call on the first count, repeated on the second: the same bits
+        allow choosing; other bits pin the first count, so results never depend
+        on the machine's load."""
+        first, second = self.candidates[:2]
+        _set_threads(first)
+        result = function(*args)
+        _set_threads(second)
+        if not _same_bits(result, function(*args)):
+            self.pin(first)
         return result
 
     def _next_candidate(self):
@@ -174,6 +202,15 @@ class ThreadChooser:
         self._chosen_at = time.perf_counter()
 
 
+def _same_bits(a, b):
+    """Whether two results (tensors, or tuples and lists of them) are equal bit for bit."""
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(_same_bits(x, y) for x, y in zip(a, b))
+    if isinstance(a, torch.Tensor):
+        return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b))
+    return a == b
+
+
 def _has_convolutions(module):
     """Whether ``module`` convolves: oneDNN's convolutions at inference round
     differently on one thread and on two, so a conv network is not measured."""
@@ -186,20 +223,28 @@ def _set_threads(count):
 
 
 @contextmanager
-def chosen_threads(module, *, n_calls=None, device=None):
+def chosen_threads(module, *, n_calls=None, device=None, same_bits=None):
     """A :class:`ThreadChooser` for repeated work on ``module``; restores torch's setting.
 
     Parameters
     ----------
     module : torch.nn.Module
-        The network the work runs; the last choice for it is remembered, for
-        calls too short to measure.
+        The network the work runs (a conv network is not measured).
     n_calls : int or None, default=None
         Calls the block will make, when known: fewer than
-        ``MIN_MEASURED_CALLS`` run on the remembered count, or one thread.
+        ``MIN_MEASURED_CALLS`` run on one thread.
     device : torch.device or None, default=None
         Where the work runs; on an accelerator nothing is measured (its calls
         return before the work is done, and the CPU threads hardly matter).
+    same_bits : callable or None, default=None
+        ``same_bits(a, b)``: whether the work gives the same bits on ``a`` and
+        ``b`` threads, checked once before choosing (a training step, tried on
+        copies of the network). None: the chooser compares its first call's
+        results on both counts (inference, which changes nothing). Work that
+        differs runs on one thread: some of torch's kernels (a 4 x 32 by 32 x 16
+        product, say) split their sums by thread even in MKL's reproducible
+        mode, and a choice that followed the machine's load would then make
+        the same ``random_state`` give another model.
 
     No lock and no shared count: an interrupt must never leave a lock held. Each
     block restores the count it found, and a block that finds one thread set
@@ -213,13 +258,14 @@ def chosen_threads(module, *, n_calls=None, device=None):
     elif fixed is not None:
         candidates = (fixed,)
     elif n_calls is not None and n_calls < MIN_MEASURED_CALLS:
-        candidates = (_LAST_CHOICE.get(module, 1),)
+        # Too short to measure, or to check that its shapes give the same bits.
+        candidates = (1,)
     else:
         candidates = (1, previous)
-    chooser = ThreadChooser(candidates, fallback=_LAST_CHOICE.get(module, previous))
+        if same_bits is not None and not same_bits(1, previous):
+            candidates = (1,)
+    chooser = ThreadChooser(candidates, fallback=previous, compare_first=same_bits is None)
     try:
         yield chooser
     finally:
-        if len(candidates) > 1 and not chooser.measuring:
-            _LAST_CHOICE[module] = chooser.chosen
         _set_threads(previous)

@@ -9,6 +9,7 @@ decides what to commit. The loop is a chain of small steps (``train`` ->
 replaced on its own.
 """
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -288,11 +289,15 @@ def run_epoch(module, optimizer, batches, config, generator, *, schedule=None,
             schedule.before_step()
         arguments = (module, optimizer, batch, noise, config.beta, config.trim_fraction,
                      extra_term)
-        if threads is not None and batch.shape[0] == config.batch_size:
-            # Only full batches are timed: a short last batch would flatter its count.
+        if threads is None:
+            step_loss = train_step(*arguments)
+        elif batch.shape[0] == config.batch_size:
             step_loss = threads.run(train_step, *arguments)
         else:
-            step_loss = train_step(*arguments)
+            # A short last batch: not timed (it would flatter its count), and on a
+            # fixed count, since only full batches were checked to give the same
+            # bits on every count.
+            step_loss = threads.run_fixed(train_step, *arguments)
         total = step_loss if total is None else total + step_loss
         n_rows += batch.shape[0]
         if report is not None:
@@ -313,6 +318,33 @@ def validation_score(module, X_val, noise, beta, anomalies=None, config=None):
     if anomalies is not None:
         return -(per_row.mean() + anomalies.held_out_term(module, per_row, config)).item()
     return -per_row.mean().item()
+
+
+def same_step_on_thread_counts(module, optimizer, rows, config, device, first, second):
+    """Whether a full training step gives the same weights on ``first`` and ``second`` threads.
+
+    Tried on copies of ``module`` and ``optimizer``, on the first
+    ``config.batch_size`` of ``rows`` with noise from a generator of its own, so
+    the training itself is untouched. torch's threads split some kernels' sums
+    differently (see :mod:`skvae._threads`); one step tells, since the split
+    depends on the shapes, not the values.
+    """
+    batch = rows[: config.batch_size]
+    if batch.shape[0] < config.batch_size:
+        return False  # no full batch to try; one count then
+    weights = []
+    for count in (first, second):
+        torch.set_num_threads(count)
+        copy_module = copy.deepcopy(module)
+        copy_optimizer = type(optimizer)(copy_module.parameters(), **optimizer.defaults)
+        copy_optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+        generator = torch.Generator(device=device).manual_seed(0)
+        noise = draw_noise(batch.shape[0], copy_module, config, generator, device)
+        copy_module.train()
+        train_step(copy_module, copy_optimizer, batch, noise, config.beta,
+                   config.trim_fraction)
+        weights.append([parameter.detach() for parameter in copy_module.parameters()])
+    return all(torch.equal(a, b) for a, b in zip(*weights))
 
 
 def _window_improved(loss_curve, config):
@@ -404,6 +436,11 @@ def _first_usable(module, candidates, X, config):
     )
 
 
+def _fixed(threads, function, *args):
+    """``function(*args)`` on the chooser's fixed count (its shapes were not checked)."""
+    return function(*args) if threads is None else threads.run_fixed(function, *args)
+
+
 def train(module, batches, config, generator, optimizer, *, check_rows, X_val=None,
           history=None, threads=None, anomalies=None):
     """Maximise the ELBO of ``module`` with Adam; returns a :class:`TrainingResult`.
@@ -449,7 +486,8 @@ def train(module, batches, config, generator, optimizer, *, check_rows, X_val=No
         held_out = anomalies and anomalies.held_out(module, config, generator)
         # The starting weights are the baseline: scores of earlier fits (a warm
         # start) came from other validation rows and do not compare.
-        baseline = validation_score(module, X_val, val_noise, config.beta, held_out, config)
+        baseline = _fixed(threads, validation_score, module, X_val, val_noise, config.beta,
+                          held_out, config)
         if math.isfinite(baseline):
             best_score = baseline - config.loss_offset
     # Fallbacks, newest first, for when the newest weights turn out unusable.
@@ -474,8 +512,8 @@ def train(module, batches, config, generator, optimizer, *, check_rows, X_val=No
                     break
                 score = None
                 if validating:
-                    score = validation_score(module, X_val, val_noise, config.beta,
-                                             held_out, config)
+                    score = _fixed(threads, validation_score, module, X_val, val_noise,
+                                   config.beta, held_out, config)
                     score -= config.loss_offset
                 progress = progress.after_epoch(loss, score, _snapshot(module), config)
                 report.epoch(len(progress.loss_curve), loss, score)
@@ -506,7 +544,8 @@ def train(module, batches, config, generator, optimizer, *, check_rows, X_val=No
     # previous_state gave a finite loss on the first batch of the epoch after it;
     # kept_state has not been evaluated since its last step, so it is checked.
     candidates = [progress.kept_state, progress.previous_state, initial_state]
-    position, result.state = _first_usable(module, candidates, check_rows, config)
+    position, result.state = _fixed(threads, _first_usable, module, candidates,
+                                    check_rows, config)
     result.diverged = result.diverged or position > 0
     module.eval()
     return result

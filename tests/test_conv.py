@@ -151,7 +151,7 @@ def test_defaults_per_estimator_and_architecture():
     from skvae._fitting import FitSettings
 
     expected = {  # (estimator, architecture): (batch size, learning rate)
-        (VAETransformer, "dense"): (128, 1e-3), (VAETransformer, "conv"): (32, 1e-3),
+        (VAETransformer, "dense"): (128, 2e-3), (VAETransformer, "conv"): (32, 1e-3),
         (VAEOutlierDetector, "dense"): (512, 2e-2), (VAEOutlierDetector, "conv"): (32, 1e-3),
         (VAEImputer, "dense"): (64, 3e-3), (VAEImputer, "conv"): (64, 3e-3),
     }
@@ -162,6 +162,8 @@ def test_defaults_per_estimator_and_architecture():
             estimator.get_params(), estimator._AUTO_BATCH_SIZE,
             estimator._AUTO_LEARNING_RATE, device="cpu", owner="test")
         assert (settings.batch_size, settings.learning_rate) == sizes
+        schedule = ("cosine", "auto") if cls is VAETransformer else ("constant", estimator.max_iter)
+        assert (settings.schedule, settings.max_iter) == schedule
 
     # ... and fit trains with them: the detector's "auto" gives the loss curve of
     # the explicit values.

@@ -84,7 +84,7 @@ def test_a_cosine_fit_steps_at_the_planned_rates_and_ends_near_zero(monkeypatch)
 def test_a_constant_fit_cut_off_at_max_iter_still_warns(monkeypatch):
     rates = record_learning_rates(monkeypatch)
     vae = VAETransformer(hidden_layer_sizes=(8,), learning_rate="constant", batch_size=50,
-                         max_iter=3, tol=0, random_state=0)
+                         learning_rate_init=1e-3, max_iter=3, tol=0, random_state=0)
     with pytest.warns(ConvergenceWarning, match="max_iter=3 epochs"):
         vae.fit(data())
     assert set(rates) == {vae.learning_rate_init}

@@ -110,6 +110,41 @@ def test_a_fit_times_both_counts_and_restores_the_setting(two_threads, monkeypat
     assert torch.get_num_threads() == two_threads
 
 
+def test_work_whose_bits_depend_on_the_count_runs_on_one_thread(two_threads, monkeypatch):
+    # A 4 x 32 by 32 x 16 product (the head's gradient at batch 32) splits its sum
+    # by thread even in MKL's reproducible mode.
+    monkeypatch.setattr(threads_module, "_same_bits", lambda a, b: False)
+    chooser = ThreadChooser((1, 2), fallback=2, compare_first=True)
+    counts = [chooser.run(torch.get_num_threads) for _ in range(10)]
+    assert counts == [1] * 10 and chooser.candidates == (1,)
+    seen = threads_seen_by_training(monkeypatch)
+    import skvae._fitting
+    monkeypatch.setattr(skvae._fitting, "same_step_on_thread_counts",
+                        lambda *args: False)
+    X = np.random.RandomState(0).normal(size=(512, 30))
+    fit(VAETransformer(hidden_layer_sizes=(16,), batch_size=64, max_iter=1, device="cpu"), X)
+    assert set(seen) == {1}
+
+
+def test_the_step_check_sees_a_step_that_differs_by_count(two_threads):
+    from skvae._training import TrainingConfig, same_step_on_thread_counts
+
+    torch.manual_seed(0)
+    X = np.random.RandomState(0).normal(size=(310, 6))
+    detector = fit(VAEOutlierDetector(hidden_layer_sizes=(16,), n_components=2,
+                                      batch_size=32, max_iter=1, device="cpu"), X)
+    module = detector.module_
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-2, fused=True)
+    config = TrainingConfig(batch_size=32, learning_rate=1e-2, max_iter=1, tol=0,
+                            n_iter_no_change=1, beta=1.0)
+    rows = torch.randn(64, 6)
+    before = [p.detach().clone() for p in module.parameters()]
+    assert not same_step_on_thread_counts(module, optimizer, rows, config, "cpu", 1, 2)
+    assert same_step_on_thread_counts(module, optimizer, rows, config, "cpu", 1, 1)
+    # Tried on copies: the network itself did not move.
+    assert all(torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
 def test_a_user_count_is_used_and_nothing_is_measured(two_threads, monkeypatch):
     monkeypatch.setenv("SKVAE_THREADS", "1")
     seen = threads_seen_by_training(monkeypatch)
@@ -165,10 +200,11 @@ def test_long_inference_calls_time_both_counts(two_threads):
     vae.module_.encoder.register_forward_hook(
         lambda module, inputs, output: seen.append(torch.get_num_threads()))
     vae.transform(X)  # 16 chunks of 256 rows
-    assert set(seen[1: threads_module.MIN_MEASURED_CALLS]) == {1, 2}
+    # The first chunk on both counts (the same bits?), then alternately timed.
+    assert seen[:2] == [1, 2] and set(seen[2: threads_module.MIN_MEASURED_CALLS + 1]) == {1, 2}
     seen.clear()
-    vae.transform(X[:10])  # too short to measure: the count chosen last time
-    assert seen == [threads_module._LAST_CHOICE[vae.module_]]
+    vae.transform(X[:10])  # too short to measure, or to check: one thread
+    assert seen == [1]
 
 
 def test_overlapping_calls_restore_the_setting_and_agree_with_serial_ones(two_threads):

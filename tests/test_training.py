@@ -42,6 +42,7 @@ def test_early_stopping_restores_the_weights_of_the_best_validation_epoch():
     X = np.random.RandomState(0).normal(size=(40, 6))
     params = dict(hidden_layer_sizes=(64,), early_stopping=True, validation_fraction=0.25,
                   n_iter_no_change=30, learning_rate_init=3e-2, batch_size=10,
+                  learning_rate="constant",  # a schedule's rates depend on max_iter
                   random_state=0, device="cpu")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -157,7 +157,7 @@ def test_pickle_and_joblib_round_trips_are_identical(fitted, gaussian_data, tmp_
 
 def test_history_and_convergence_warning(gaussian_data):
     with pytest.warns(ConvergenceWarning, match="max_iter=3"):
-        vae = small_vae(max_iter=3).fit(gaussian_data)
+        vae = small_vae(max_iter=3, learning_rate="constant").fit(gaussian_data)
     assert vae.n_iter_ == 3 and len(vae.loss_curve_) == 3
     assert vae.best_loss_ == min(vae.loss_curve_)
     assert vae.validation_scores_ is None
