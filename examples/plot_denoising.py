@@ -17,12 +17,10 @@ falling back to scikit-learn's 8 x 8 digits, with a line saying where it looked.
 """
 
 import os
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
 from skvae import VAETransformer
 from skvae.plotting import ReconstructionDisplay
@@ -33,7 +31,6 @@ from _data import load_images, mark_quick
 QUICK = os.environ.get("SKVAE_EXAMPLE_QUICK") == "1"
 OUTPUT = Path(__file__).resolve().parent / "output"
 OUTPUT.mkdir(exist_ok=True)
-warnings.simplefilter("ignore", ConvergenceWarning)  # quick runs stop at max_iter
 
 # %%
 # Train on clean images

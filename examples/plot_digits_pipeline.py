@@ -13,13 +13,11 @@ Run ``python examples/plot_digits_pipeline.py``; the figure is written to
 """
 
 import os
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
@@ -33,7 +31,6 @@ from _data import mark_quick  # examples/_data.py, beside this script
 QUICK = os.environ.get("SKVAE_EXAMPLE_QUICK") == "1"
 OUTPUT = Path(__file__).resolve().parent / "output"
 OUTPUT.mkdir(exist_ok=True)
-warnings.simplefilter("ignore", ConvergenceWarning)  # quick runs stop at max_iter
 
 # %%
 # Fit four pipelines: PCA or a VAE, with 2 or 8 components

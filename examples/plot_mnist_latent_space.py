@@ -24,11 +24,9 @@ examples/plot_mnist_latent_space.py``; figures go to ``examples/output/``.
 """
 
 import os
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from sklearn.exceptions import ConvergenceWarning
 
 from skvae import VAETransformer
 from skvae.plotting import (
@@ -43,7 +41,6 @@ from _data import load_images, mark_quick
 QUICK = os.environ.get("SKVAE_EXAMPLE_QUICK") == "1"
 OUTPUT = Path(__file__).resolve().parent / "output"
 OUTPUT.mkdir(exist_ok=True)
-warnings.simplefilter("ignore", ConvergenceWarning)  # quick runs stop at max_iter
 
 # %%
 # Fit a VAE with a 2-D latent space

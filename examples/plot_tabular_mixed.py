@@ -17,14 +17,12 @@ ourselves, and compares synthetic penguins from :meth:`~skvae.VAETransformer.sam
 with real ones. Needs pandas.
 """
 
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from sklearn.datasets import load_iris
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 
 from skvae import VAEImputer, VAETransformer
@@ -60,9 +58,7 @@ table, label, x_column, y_column, name = load_table()
 print(table.head())
 print(f"{name}: {table.shape[0]} rows, {table.isna().to_numpy().mean():.1%} of cells missing")
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", ConvergenceWarning)  # a short budget in quick mode
-    vae = VAETransformer(n_components=2, max_iter=EPOCHS, random_state=0).fit(table)
+vae = VAETransformer(n_components=2, max_iter=EPOCHS, random_state=0).fit(table)
 print("likelihood:", vae.likelihood_)
 
 # %%
@@ -95,9 +91,7 @@ numeric = [c for c in table.select_dtypes("number").columns if c != "year"]  # m
 removed = table[numeric].notna().to_numpy() & (rng.rand(len(table), len(numeric)) < 0.2)
 holed = table.copy()
 holed[numeric] = holed[numeric].mask(removed)
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", ConvergenceWarning)
-    imputed = VAEImputer(random_state=0, max_iter=EPOCHS).fit_transform(holed)
+imputed = VAEImputer(random_state=0, max_iter=EPOCHS).fit_transform(holed)
 means = SimpleImputer().fit_transform(holed[numeric])
 truth = table[numeric].to_numpy()
 scale = np.nanstd(truth, axis=0)
