@@ -44,6 +44,9 @@ class BaseVAE(BaseEstimator):
     _warns_at_max_iter = True
     # What the model file keeps beyond the model and the history (subclasses).
     _extra_entries = ()
+    # Parameters newer than some model files, with the value that trains as
+    # those files' estimators did (see skvae._persistence.completed_parameters).
+    _parameters_newer_than_files = {"learning_rate": "constant"}
 
     def _validate_params(self):
         # The widths in hidden_layer_sizes and conv_channels, which no constraint

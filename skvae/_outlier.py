@@ -371,7 +371,7 @@ default="log_likelihood"
     _AUTO_LEARNING_RATE = {"dense": 2e-2, "conv": 1e-3}
     # Parameters added after the format of the model files: a file without them
     # (written before) loads with their defaults.
-    _parameters_newer_than_files = ("label_weight",)
+    _parameters_newer_than_files = {"label_weight": 0.0, "learning_rate": "constant"}
     # offset_ is a threshold on one score: the score it was computed from (its
     # kind and number of draws) is fitted state, so set_params(anomaly_score=...)
     # takes effect at the next fit, as parameters do, instead of silently moving

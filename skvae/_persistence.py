@@ -608,7 +608,8 @@ def _build(metadata, weights):
             f"its parameters {sorted(params)} are not those of {estimator_class.__name__}."
         )
     try:
-        estimator.set_params(**{k: _param_from_json(v, k) for k, v in params.items()})
+        estimator.set_params(**{k: _param_from_json(v, k)
+                                for k, v in completed_parameters(estimator, params).items()})
         estimator._validate_params()
     except _CONTENT_ERRORS as error:
         raise ModelFileError(f"it holds invalid parameters: {_first_line(error)}") from None
@@ -627,11 +628,24 @@ def has_parameters_of(estimator, params):
 
     A parameter the estimator class declares newer than the files
     (``_parameters_newer_than_files``) may be missing, as in the files written
-    before it: the estimator keeps its default, which behaves as before.
+    before it; :func:`completed_parameters` gives it the value that behaves as
+    those files did.
     """
     expected, given = set(estimator.get_params(deep=False)), set(params)
-    newer = set(getattr(estimator, "_parameters_newer_than_files", ()))
+    newer = set(getattr(estimator, "_parameters_newer_than_files", {}))
     return given <= expected and expected - given <= newer
+
+
+def completed_parameters(estimator, params):
+    """A file's ``params``, with each newer parameter it lacks at its value from before.
+
+    A file written before ``learning_rate`` existed was trained at a constant
+    rate: refitting the loaded model must train as it did, not under today's
+    default schedule.
+    """
+    before = getattr(estimator, "_parameters_newer_than_files", {})
+    return {**{name: value for name, value in before.items() if name not in params},
+            **params}
 
 
 # What checking untrusted content can raise: refusals (ValueError, TypeError) and

@@ -432,7 +432,8 @@ def _unfitted_estimator(k, claimed, params):
         raise ModelFileError(f"its skvae estimator {k} has parameters that are not a {claimed}'s.")
     try:
         estimator.set_params(**{key: _persistence._param_from_json(value, key)
-                                for key, value in params.items()})
+                                for key, value in _persistence.completed_parameters(
+                                    estimator, params).items()})
         estimator._validate_params()
     except _persistence._CONTENT_ERRORS as error:
         raise ModelFileError(

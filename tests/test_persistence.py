@@ -270,6 +270,8 @@ def test_a_conv_file_from_before_decoder_layouts_loads_and_gives_its_outputs():
     assert "conv_decoder" not in content["fitted"]["network"]
     loaded = load(OLD_CONV_FILE)
     assert loaded._model.spec.conv_decoder == "full_resolution"
+    # Written before schedules: a refit trains at the constant rate it was fitted with.
+    assert "learning_rate" not in content["params"] and loaded.learning_rate == "constant"
     assert "decoder.deconvolutions.4.weight" in weights  # its stride-1 last layer
     X = np.random.RandomState(0).uniform(size=(40, 36))
     expected = np.load(OLD_CONV_FILE.with_suffix(".npz"))
