@@ -9,20 +9,24 @@ penguins in 27-70 s on torch's two threads and in 3-8 s on one
 training steps of a fit, the fixed-size chunks of an inference call) runs its
 first calls alternately on one thread and on torch's setting, keeps the faster,
 and measures again every ``REMEASURE_SECONDS`` in case the load changed. The
-timed calls are the work itself, not extra work, and every result is the same
-bit for bit on one thread or several (``tests/test_threads.py`` checks it), so
-the choice changes only the time.
+timed calls are the work itself, and the choice changes only the time: skvae
+chooses only between counts that give the same bits (below;
+``tests/test_threads.py`` checks it).
 
 Bit-identical on any count needs one thing torch does not give by default: MKL,
 which does torch's matrix products on the CPU, splits some shapes (a 6 x 128
 by 128 x 32 product, say) differently on two threads than on one. Its
 conditional numerical reproducibility mode (``MKL_CBWR=AUTO,STRICT``) removes
-that, and gives the same bits as its default mode on one thread; skvae turns it
-on when it is imported, which MKL allows only before its first product. Where
-it cannot (torch already computed a product, or the user set ``MKL_CBWR``
-otherwise), skvae does not measure and runs on torch's setting. Nor does it for
-convolutional networks, whose oneDNN convolutions at inference round differently
-on one thread and on two.
+most of that (its products are not those of the default mode in the last bits,
+even on one thread); skvae turns it on when it is imported, which MKL allows
+only before its first product. Where it cannot (torch already computed a
+product, or the user set ``MKL_CBWR`` otherwise), skvae does not measure and
+runs on torch's setting. Some kernels still split their sums by thread in that
+mode, so before choosing, a fit tries one training step on copies of the
+network on both counts, and an inference call computes its first chunk on both;
+work whose bits differ runs on one thread. Convolutional networks are not
+measured: oneDNN's convolutions at inference round differently on one thread
+and on two.
 
 Nothing is measured, and torch's setting is used as it is, when the user chose
 threads: ``SKVAE_THREADS`` set to a number (skvae uses that many),
@@ -252,20 +256,22 @@ def chosen_threads(module, *, n_calls=None, device=None, same_bits=None):
     so overlapping blocks from several threads end with the user's setting.
     """
     previous = torch.get_num_threads()
-    fixed = user_threads()
-    if (device is not None and torch.device(device).type != "cpu") or _has_convolutions(module):
-        candidates = (previous,)
-    elif fixed is not None:
-        candidates = (fixed,)
-    elif n_calls is not None and n_calls < MIN_MEASURED_CALLS:
-        # Too short to measure, or to check that its shapes give the same bits.
-        candidates = (1,)
-    else:
-        candidates = (1, previous)
-        if same_bits is not None and not same_bits(1, previous):
-            candidates = (1,)
-    chooser = ThreadChooser(candidates, fallback=previous, compare_first=same_bits is None)
-    try:
-        yield chooser
+    try:  # the check of same_bits sets threads too: restored whatever stops it
+        candidates = _candidates(module, n_calls, device, same_bits, previous)
+        yield ThreadChooser(candidates, fallback=previous, compare_first=same_bits is None)
     finally:
         _set_threads(previous)
+
+
+def _candidates(module, n_calls, device, same_bits, previous):
+    """The thread counts :func:`chosen_threads` may choose from (one: no choice)."""
+    if (device is not None and torch.device(device).type != "cpu") or _has_convolutions(module):
+        return (previous,)
+    fixed = user_threads()
+    if fixed is not None:
+        return (fixed,)
+    if n_calls is not None and n_calls < MIN_MEASURED_CALLS:
+        return (1,)  # too short to measure, or to check that its shapes give the same bits
+    if same_bits is not None and not same_bits(1, previous):
+        return (1,)
+    return (1, previous)

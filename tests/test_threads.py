@@ -239,3 +239,19 @@ def test_the_block_restores_the_count_it_found_after_an_error(two_threads):
         chooser.run(torch.set_num_threads, 1)
         raise RuntimeError("boom")
     assert torch.get_num_threads() == two_threads
+
+
+def test_an_interrupt_during_the_check_of_the_counts_restores_the_setting(two_threads,
+                                                                         monkeypatch):
+    import skvae._fitting
+
+    def interrupted(*args):
+        torch.set_num_threads(1)  # the check sets threads as it tries them
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(skvae._fitting, "same_step_on_thread_counts", interrupted)
+    vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=1, device="cpu")
+    with pytest.raises(KeyboardInterrupt):
+        vae.fit(np.random.RandomState(0).uniform(size=(300, 4)))
+    assert torch.get_num_threads() == two_threads
+    assert not hasattr(vae, "module_")
