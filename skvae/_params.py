@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._draws import MAX_DRAWS
 from ._networks import ACTIVATIONS, MAX_WEIGHTS
+from ._schedules import SCHEDULES
 
 SHARED_PARAMETER_CONSTRAINTS = {
     # Sizes bounded to what can be built (see skvae._networks.check_sizes).
@@ -27,7 +28,7 @@ SHARED_PARAMETER_CONSTRAINTS = {
     "beta": [Interval(Real, 0, None, closed="left")],
     "batch_size": [Interval(Integral, 1, MAX_WEIGHTS, closed="both"), StrOptions({"auto"})],
     "learning_rate_init": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
-    "learning_rate": [StrOptions({"constant", "cosine"})],
+    "learning_rate": [StrOptions(set(SCHEDULES))],
     "max_iter": [Interval(Integral, 1, 2**31 - 1, closed="both"), StrOptions({"auto"})],
     "tol": [Interval(Real, 0, None, closed="left")],
     "early_stopping": ["boolean", StrOptions({"auto"})],

@@ -20,7 +20,7 @@ SCHEDULES = ("constant", "cosine")
 
 WARMUP_FRACTION = 0.05
 
-# Chosen in benchmarks/results_defaults.md (issue 20): on MNIST-8k (63 steps an
+# Chosen in benchmarks/results_schedules.md (issue 20): on MNIST-8k (63 steps an
 # epoch at batch 128), a cosine run of 50 epochs at 2e-3 reached the held-out
 # likelihood of 200 constant epochs at 1e-3 within 0.5 nats. Small data need
 # more epochs than a fixed number of steps gives them: on the digits (11 steps
@@ -47,7 +47,7 @@ def learning_rate_factor(step, total_steps, schedule):
     Returns
     -------
     float
-        In (0, 1]: 1 throughout for "constant"; for "cosine", ``(step + 1) / w``
+        In [0, 1]: 1 throughout for "constant"; for "cosine", ``(step + 1) / w``
         during the ``w`` warm-up steps, then ``(1 + cos(pi * t)) / 2`` with
         ``t`` the fraction of the decay done. Steps beyond the plan (a run given
         more steps than planned) keep the last factor.

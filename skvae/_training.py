@@ -326,8 +326,9 @@ def same_step_on_thread_counts(module, optimizer, rows, config, device, first, s
     Tried on copies of ``module`` and ``optimizer``, on the first
     ``config.batch_size`` of ``rows`` with noise from a generator of its own, so
     the training itself is untouched. torch's threads split some kernels' sums
-    differently (see :mod:`skvae._threads`); one step tells, since the split
-    depends on the shapes, not the values.
+    differently (see :mod:`skvae._threads`). Which kernels split depends on the
+    shapes; whether a split changes the bits also depends on the values, so one
+    equal step is evidence, not proof, that the whole fit would be equal.
     """
     batch = rows[: config.batch_size]
     if batch.shape[0] < config.batch_size:
