@@ -185,7 +185,10 @@ def fit_model(X, schema, settings, *, previous=None, one_pass=False, anomalous=N
         data_space.to_tensor(X[np.flatnonzero(anomalous)], device))
     same_bits = functools.partial(same_step_on_thread_counts, module, optimizer, check_rows,
                                   config, generator.device)
-    with chosen_threads(module, device=device, same_bits=same_bits) as threads:
+    # The planned full-size steps (the ones timed): the stopping rule may end sooner.
+    planned_steps = config.max_iter * (n_train // config.batch_size)
+    with chosen_threads(module, n_calls=planned_steps, device=device,
+                        same_bits=same_bits) as threads:
         result = train(module, batches, config, generator, optimizer, check_rows=check_rows,
                        X_val=X_val, history=history, threads=threads, anomalies=anomalies)
     module.load_state_dict(result.state)

@@ -2,13 +2,15 @@
 
 torch runs every operation on all cores by default. Whether that is fast depends
 on the network and on the machine's load, which no rule known in advance can
-tell: on two cores that other jobs kept busy, the default 512-256 network fitted
-penguins in 27-70 s on torch's two threads and in 3-8 s on one
+tell: on two cores that other jobs kept busy, the 512-256 network (the default
+then) fitted penguins in 27-70 s on torch's two threads and in 3-8 s on one
 (``benchmarks/results_threads.md``), while a quiet machine gives larger networks
 1.6x from the second thread. So skvae measures. Repeated work of one shape (the
 training steps of a fit, the fixed-size chunks of an inference call) runs its
 first calls alternately on one thread and on torch's setting, keeps the faster,
-and measures again every ``REMEASURE_SECONDS`` in case the load changed. The
+and measures again every ``REMEASURE_SECONDS`` in case the load changed. Work
+that would take less than ``MIN_MEASURED_SECONDS`` on one thread, by its second
+call's time, stays on one thread: a second core could not save much of it. The
 timed calls are the work itself, and the choice changes only the time: skvae
 chooses only between counts that give the same bits (below;
 ``tests/test_threads.py`` checks it).
@@ -49,6 +51,13 @@ REMEASURE_SECONDS = 30.0
 # Calls with fewer chunks than this are too short to measure: they run on one
 # thread.
 MIN_MEASURED_CALLS = 1 + 2 * TRIALS
+# Work whose calls would take less than this on one thread, by the second call's
+# time, is not measured: the second core could save a few seconds at most, the
+# check of the bits and the timed calls on two threads cost part of that, and
+# timings of a millisecond are too noisy on a busy machine to trust (the 12
+# ADBench fits of the detector, 0.1 to 2 s each, took 1.16x their one-thread
+# time when measured; benchmarks/results_defaults.md).
+MIN_MEASURED_SECONDS = 10.0
 # One thread must be this much slower before several are chosen: the second
 # core of a busy machine costs more than it gives when timings are close.
 _MARGIN = 0.9
@@ -116,28 +125,43 @@ def user_threads():
 class ThreadChooser:
     """Runs calls of one shape on the fastest of one thread and torch's setting.
 
+    The first call runs on the first candidate (one thread) as a warm-up, the
+    second is timed there: if the calls left would take less than
+    ``MIN_MEASURED_SECONDS`` at that pace, or if the work gives other bits on the
+    other count, every call stays on the first candidate. Otherwise the calls
+    alternate between the counts until each has ``TRIALS`` timings, and the
+    faster is kept.
+
     Parameters
     ----------
     candidates : tuple of int
-        Thread counts to compare; one count means no choice.
-    fallback : int
-        Count for calls before the first choice is made.
+        Thread counts to compare, the reference count (one thread) first; one
+        count means no choice.
+    n_calls : int or None, default=None
+        Calls the work will make, when known; None: enough to be worth measuring.
+    same_bits : callable or None, default=None
+        ``same_bits(a, b)``: whether the work gives the same bits on ``a`` and
+        ``b`` threads, asked once, when measuring would pay.
+    compare_first : bool, default=False
+        Compare the first measured call's results on the two counts instead
+        (work that changes nothing, such as inference), keeping the first count
+        alone if they differ.
     """
 
-    def __init__(self, candidates, fallback, *, compare_first=False):
+    def __init__(self, candidates, *, n_calls=None, same_bits=None, compare_first=False):
         self.candidates = tuple(candidates)
-        # Compare the first call's results on the first two counts, and keep the
-        # first count alone if they differ (see :func:`chosen_threads`).
+        self.chosen = self.candidates[0]
+        self._n_calls, self._same_bits = n_calls, same_bits
         self._compare_first = compare_first and len(self.candidates) > 1
-        self.chosen = fallback if len(self.candidates) > 1 else self.candidates[0]
         self._times = {count: [] for count in self.candidates}
-        self._measuring = len(self.candidates) > 1
-        self._warmed_up = False
+        # Calls made before deciding whether to measure: a warm-up, then one timed.
+        self._calls_before_deciding = 2 if len(self.candidates) > 1 else None
+        self._measuring = False
         self._chosen_at = time.perf_counter()
 
     @property
     def measuring(self):
-        return self._measuring
+        return self._measuring or self._calls_before_deciding is not None
 
     def run_fixed(self, function, *args):
         """``function(*args)`` on the first candidate count, whatever was chosen.
@@ -150,23 +174,24 @@ class ThreadChooser:
 
     def pin(self, count):
         """Stop choosing: every call runs on ``count`` from now on."""
-        self.candidates, self.chosen, self._measuring = (count,), count, False
+        self.candidates, self.chosen = (count,), count
+        self._measuring, self._calls_before_deciding = False, None
 
     def run(self, function, *args):
         """``function(*args)`` on the count chosen (or being timed) for this call."""
+        if self._calls_before_deciding is not None:
+            return self._run_before_deciding(function, args)
         if not self._measuring:
             if len(self.candidates) > 1 and (
                     time.perf_counter() - self._chosen_at > REMEASURE_SECONDS):
-                self._start_measuring()
+                self._times = {count: [] for count in self.candidates}
+                self._measuring = True
             else:
                 _set_threads(self.chosen)
                 return function(*args)
-        if not self._warmed_up:
-            self._warmed_up = True
-            if self._compare_first:
-                return self._first_call_compared(function, args)
-            _set_threads(self.chosen)
-            return function(*args)
+        if self._compare_first:
+            self._compare_first = False
+            return self._call_compared(function, args)
         count = self._next_candidate()
         _set_threads(count)
         start = time.perf_counter()
@@ -176,8 +201,29 @@ class ThreadChooser:
             self._choose()
         return result
 
-    def _first_call_compared(self, function, args):
-        """The first call on the first count, repeated on the second: the same bits
+    def _run_before_deciding(self, function, args):
+        """The warm-up and the first timed call, on the first count; then whether
+        to measure at all."""
+        first = self.candidates[0]
+        _set_threads(first)
+        self._calls_before_deciding -= 1
+        if self._calls_before_deciding:  # the warm-up: allocations, kernel choice
+            return function(*args)
+        start = time.perf_counter()
+        result = function(*args)
+        elapsed = time.perf_counter() - start
+        calls_left = None if self._n_calls is None else self._n_calls - 2
+        if calls_left is not None and elapsed * calls_left < MIN_MEASURED_SECONDS:
+            self.pin(first)
+        elif self._same_bits is not None and not self._same_bits(*self.candidates[:2]):
+            self.pin(first)
+        else:
+            self._calls_before_deciding, self._measuring = None, True
+            self._times[first].append(elapsed)
+        return result
+
+    def _call_compared(self, function, args):
+        """The call on the first count, repeated on the second: the same bits
         allow choosing; other bits pin the first count, so results never depend
         on the machine's load."""
         first, second = self.candidates[:2]
@@ -190,10 +236,6 @@ class ThreadChooser:
 
     def _next_candidate(self):
         return min(self.candidates, key=lambda count: len(self._times[count]))
-
-    def _start_measuring(self):
-        self._times = {count: [] for count in self.candidates}
-        self._measuring, self._warmed_up = True, True
 
     def _choose(self):
         medians = {count: sorted(times)[len(times) // 2]
@@ -257,13 +299,13 @@ def chosen_threads(module, *, n_calls=None, device=None, same_bits=None):
     """
     previous = torch.get_num_threads()
     try:  # the check of same_bits sets threads too: restored whatever stops it
-        candidates = _candidates(module, n_calls, device, same_bits, previous)
-        yield ThreadChooser(candidates, fallback=previous, compare_first=same_bits is None)
+        yield ThreadChooser(_candidates(module, n_calls, device, previous), n_calls=n_calls,
+                            same_bits=same_bits, compare_first=same_bits is None)
     finally:
         _set_threads(previous)
 
 
-def _candidates(module, n_calls, device, same_bits, previous):
+def _candidates(module, n_calls, device, previous):
     """The thread counts :func:`chosen_threads` may choose from (one: no choice)."""
     if (device is not None and torch.device(device).type != "cpu") or _has_convolutions(module):
         return (previous,)
@@ -272,6 +314,4 @@ def _candidates(module, n_calls, device, same_bits, previous):
         return (fixed,)
     if n_calls is not None and n_calls < MIN_MEASURED_CALLS:
         return (1,)  # too short to measure, or to check that its shapes give the same bits
-    if same_bits is not None and not same_bits(1, previous):
-        return (1,)
     return (1, previous)

@@ -13,14 +13,17 @@ import skvae._threads as threads_module
 import skvae._training
 from skvae import VAEOutlierDetector, VAETransformer
 from skvae._threads import ThreadChooser, chosen_threads, user_threads
+from skvae._warnings import TrainingInterruptedWarning
 
 
 @pytest.fixture()
 def two_threads(monkeypatch):
-    """torch on two threads, as if that were its default (so skvae may choose)."""
+    """torch on two threads, as if that were its default (so skvae may choose), and
+    work of any length worth measuring (the tests' fits take milliseconds)."""
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     monkeypatch.setattr(threads_module, "_TORCH_DEFAULT", 2)
+    monkeypatch.setattr(threads_module, "MIN_MEASURED_SECONDS", 0.0)
     for name in ("SKVAE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
     yield 2
@@ -84,7 +87,7 @@ def test_the_chooser_keeps_the_count_that_ran_faster(slow_count, expected, two_t
             time.sleep(0.01)
         return torch.get_num_threads()
 
-    chooser = ThreadChooser((1, 2), fallback=2)
+    chooser = ThreadChooser((1, 2))
     counts = [chooser.run(work) for _ in range(20)]
     assert not chooser.measuring and chooser.chosen == expected
     assert set(counts[: threads_module.MIN_MEASURED_CALLS]) == {1, 2}
@@ -98,7 +101,7 @@ def test_the_chooser_measures_again_when_its_choice_is_old(two_threads, monkeypa
         if torch.get_num_threads() == load["slow"]:
             time.sleep(0.01)
 
-    chooser = ThreadChooser((1, 2), fallback=2)
+    chooser = ThreadChooser((1, 2))
     for _ in range(10):
         chooser.run(work)
     assert chooser.chosen == 1
@@ -107,6 +110,37 @@ def test_the_chooser_measures_again_when_its_choice_is_old(two_threads, monkeypa
     for _ in range(10):
         chooser.run(work)
     assert chooser.chosen == 2
+
+
+def test_work_too_short_to_pay_for_measuring_stays_on_one_thread(two_threads,
+                                                                 monkeypatch):
+    monkeypatch.setattr(threads_module, "MIN_MEASURED_SECONDS", 10.0)
+    asked = []
+
+    def same_bits(a, b):
+        asked.append((a, b))
+        return True
+
+    # 100 calls of a millisecond: 0.1 s in all, not worth a second thread.
+    chooser = ThreadChooser((1, 2), n_calls=100, same_bits=same_bits)
+    counts = [chooser.run(lambda: (time.sleep(0.001), torch.get_num_threads())[1])
+              for _ in range(20)]
+    assert counts == [1] * 20 and chooser.candidates == (1,) and not asked
+    # 100 calls of 0.2 s would take 20 s: measured, after checking the bits.
+    chooser = ThreadChooser((1, 2), n_calls=100, same_bits=same_bits)
+    counts = [chooser.run(lambda: (time.sleep(0.2), torch.get_num_threads())[1])
+              for _ in range(3)]
+    assert counts == [1, 1, 2] and asked == [(1, 2)]
+
+
+def test_a_short_fit_is_not_measured(two_threads, monkeypatch):
+    monkeypatch.setattr(threads_module, "MIN_MEASURED_SECONDS", 10.0)
+    seen = threads_seen_by_training(monkeypatch)
+    X = np.random.RandomState(0).normal(size=(512, 30))
+    vae = fit(VAETransformer(hidden_layer_sizes=(16,), batch_size=64, max_iter=3,
+                             device="cpu"), X)
+    assert set(counts_of(seen, vae)) == {1} and len(counts_of(seen, vae)) == 24
+    assert all(module is vae.module_ for _, module in seen)  # the bits were not checked
 
 
 def test_a_fit_times_both_counts_and_restores_the_setting(two_threads, monkeypatch):
@@ -127,7 +161,7 @@ def test_work_whose_bits_depend_on_the_count_runs_on_one_thread(two_threads, mon
     # A 4 x 32 by 32 x 16 product (the head's gradient at batch 32) splits its sum
     # by thread even in MKL's reproducible mode.
     monkeypatch.setattr(threads_module, "_same_bits", lambda a, b: False)
-    chooser = ThreadChooser((1, 2), fallback=2, compare_first=True)
+    chooser = ThreadChooser((1, 2), compare_first=True)
     counts = [chooser.run(torch.get_num_threads) for _ in range(10)]
     assert counts == [1] * 10 and chooser.candidates == (1,)
     seen = threads_seen_by_training(monkeypatch)
@@ -215,8 +249,10 @@ def test_long_inference_calls_time_both_counts(two_threads):
     vae.module_.encoder.register_forward_hook(
         lambda module, inputs, output: seen.append(torch.get_num_threads()))
     vae.transform(X)  # 16 chunks of 256 rows
-    # The first chunk on both counts (the same bits?), then alternately timed.
-    assert seen[:2] == [1, 2] and set(seen[2: threads_module.MIN_MEASURED_CALLS + 1]) == {1, 2}
+    # A warm-up and a timed chunk on one thread, the third chunk on both counts
+    # (the same bits?), then alternately timed.
+    assert seen[:4] == [1, 1, 1, 2]
+    assert set(seen[4: threads_module.MIN_MEASURED_CALLS + 2]) == {1, 2}
     seen.clear()
     vae.transform(X[:10])  # too short to measure, or to check: one thread
     assert seen == [1]
@@ -265,8 +301,10 @@ def test_an_interrupt_during_the_check_of_the_counts_restores_the_setting(two_th
         raise KeyboardInterrupt
 
     monkeypatch.setattr(skvae._fitting, "same_step_on_thread_counts", interrupted)
-    vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=1, device="cpu")
-    with pytest.raises(KeyboardInterrupt):
+    vae = VAETransformer(hidden_layer_sizes=(8,), batch_size=32, max_iter=1, device="cpu")
+    # The check runs after the first steps, inside training: an interrupt there
+    # is the user's interrupt of training (the starting weights are kept).
+    with pytest.warns(TrainingInterruptedWarning, match="No epoch finished"):
         vae.fit(np.random.RandomState(0).uniform(size=(300, 4)))
     assert torch.get_num_threads() == two_threads
-    assert not hasattr(vae, "module_")
+    assert vae.n_iter_ == 0
