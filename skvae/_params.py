@@ -16,7 +16,7 @@ from ._schedules import SCHEDULES
 SHARED_PARAMETER_CONSTRAINTS = {
     # Sizes bounded to what can be built (see skvae._networks.check_sizes).
     "n_components": [Interval(Integral, 1, MAX_WEIGHTS, closed="both")],
-    "hidden_layer_sizes": ["array-like"],
+    "hidden_layer_sizes": ["array-like", StrOptions({"auto"})],
     "architecture": [StrOptions({"dense", "conv"})],
     "image_shape": [tuple, None],
     "conv_channels": ["array-like"],

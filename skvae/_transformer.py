@@ -36,10 +36,14 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
     n_components : int, default=2
         Dimension of the latent space. 2 makes the latent space easy to plot;
         use more (8-16) for features that feed a classifier.
-    hidden_layer_sizes : array-like of int, default=(512, 256)
+    hidden_layer_sizes : array-like of int or "auto", default="auto"
         Widths of the encoder's hidden layers; the decoder uses them in reverse.
-        Wide enough for images such as MNIST, and cheap on small tabular data.
-        Used with ``architecture="dense"`` only; the conv network takes its
+        ``"auto"``: (512, 256) for rows of 256 values or more (images such as
+        MNIST), (256, 128) for narrower rows (tables, small images such as the
+        8 x 8 digits), where the wider network costs three times as much per
+        step for no better held-out likelihood (``benchmarks/results_defaults.md``).
+        Columns are counted as the network reads them (a categorical column
+        counts once per level). Used with ``architecture="dense"`` only; the conv network takes its
         widths from ``conv_channels`` and ``conv_dense_width``.
     architecture : {"dense", "conv"}, default="dense"
         Network type: multilayer perceptrons for tabular data, or convolutional
@@ -122,15 +126,15 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         cosine, so a run that uses all its epochs ends converged and does not
         warn; ``"constant"`` keeps ``learning_rate_init`` throughout and warns
         with ``ConvergenceWarning`` when ``max_iter`` cuts it off
-        (``learning_rate="constant", learning_rate_init=1e-3, max_iter=200`` is
-        skvae's schedule before 0.2). ``partial_fit`` always steps at
-        ``learning_rate_init``.
+        (``learning_rate="constant", learning_rate_init=1e-3, max_iter=200,
+        hidden_layer_sizes=(512, 256)`` are skvae's defaults before 0.2).
+        ``partial_fit`` always steps at ``learning_rate_init``.
     max_iter : int or "auto", default="auto"
         Maximum number of epochs (passes over the training data). ``"auto"``
         sizes the budget by the data: about 3,200 optimizer steps, within 20 to
-        150 epochs (51 epochs for 8,000 rows at batch 128, 150 for fewer than
-        about 2,700). ``n_iter_`` is the number run: the stopping rule may end
-        the run sooner.
+        200 epochs (51 epochs for 8,000 rows at batch 128, 200 for fewer than
+        about 2,000). ``n_iter_`` is the number run: the stopping rule often
+        ends small data's runs sooner, once their loss is flat.
     tol : float, default=1e-4
         Minimum improvement, in nats per row, that counts as progress. Without
         early stopping, training stops when the mean loss of the last
@@ -250,7 +254,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         self,
         *,
         n_components=2,
-        hidden_layer_sizes=(512, 256),
+        hidden_layer_sizes="auto",
         architecture="dense",
         image_shape=None,
         conv_channels=(32, 64),

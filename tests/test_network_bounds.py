@@ -118,3 +118,29 @@ def test_the_arithmetic_weight_shapes_are_those_of_the_built_network(spec):
     with torch.device("meta"):
         built = spec.build().state_dict()
     assert spec.weight_shapes() == {name: tuple(t.shape) for name, t in built.items()}
+
+
+def test_auto_widths_follow_the_row_as_the_network_reads_it():
+    import pandas as pd
+
+    from skvae import VAETransformer
+    from skvae._networks import AUTO_HIDDEN_LAYER_SIZES, WIDE_ROW
+
+    rng = np.random.RandomState(0)
+
+    def widths(X, **params):
+        vae = VAETransformer(max_iter=1, random_state=0, **params).fit(X)
+        return vae._model.spec.hidden_layer_sizes, vae
+
+    assert widths(rng.uniform(size=(40, WIDE_ROW)))[0] == AUTO_HIDDEN_LAYER_SIZES["wide"]
+    assert widths(rng.uniform(size=(40, WIDE_ROW - 1)))[0] == AUTO_HIDDEN_LAYER_SIZES["narrow"]
+    # A categorical column counts once per level: 2 numeric columns and one of
+    # WIDE_ROW levels are a wide row.
+    frame = pd.DataFrame({"a": rng.normal(size=600), "b": rng.normal(size=600),
+                          "c": pd.Categorical(np.arange(600) % WIDE_ROW)})
+    sizes, vae = widths(frame)
+    assert sizes == AUTO_HIDDEN_LAYER_SIZES["wide"]
+    # The widths are the parameter's: continuing a fit with "auto" is no change.
+    vae.set_params(warm_start=True).fit(frame)
+    assert vae._model.spec.hidden_layer_sizes == sizes
+    assert widths(rng.uniform(size=(40, 5)), hidden_layer_sizes=(7,))[0] == (7,)
