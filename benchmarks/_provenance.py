@@ -5,8 +5,13 @@ them (an edit in another terminal); the report then says so instead of mixing tw
 versions' figures silently.
 """
 
+import datetime
 import hashlib
+import platform
 from pathlib import Path
+
+import sklearn
+import torch
 
 import skvae
 
@@ -31,3 +36,11 @@ def stamp_report(report, fingerprint_at_start):
         f" at the start, {end} at the end: THE SKVAE CODE CHANGED DURING THE RUN.")
     return "\n".join(line + note if line.startswith("Produced by") else line
                      for line in report.split("\n"))
+
+
+def produced_by(command, elapsed):
+    """The "Produced by" line of a report: the command, the date, the run's minutes, versions."""
+    return (f"Produced by `{command}` on {datetime.date.today().isoformat()} "
+            f"({elapsed / 60:.1f} min wall): skvae {skvae.__version__}, scikit-learn "
+            f"{sklearn.__version__}, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), Python {platform.python_version()}.")

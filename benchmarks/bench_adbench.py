@@ -95,6 +95,19 @@ def protocol_splits(X, y, seed):
     return scaler.transform(X_train), scaler.transform(X_test), y_test
 
 
+def dataset_paths(data_dir, sets=None):
+    """The ``*.npz`` files in ``data_dir`` (those whose stems ``sets`` names, if given).
+
+    Exits, saying where the files should be, when there are none.
+    """
+    paths = sorted(data_dir.glob("*.npz")) if data_dir.is_dir() else []
+    if sets:
+        paths = [p for p in paths if p.stem in sets]
+    if not paths:
+        sys.exit(f"No ADBench .npz files in {data_dir} (see ../shared/data/README.md).")
+    return paths
+
+
 def run_dataset(path, seeds):
     data = np.load(path)
     X, y = data["X"].astype(np.float64), data["y"].astype(int)

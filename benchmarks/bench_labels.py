@@ -17,9 +17,7 @@ when it is installed (``--deepod``)::
 
 import argparse
 import importlib
-import datetime
 import math
-import platform
 import shlex
 import sys
 import time
@@ -27,17 +25,16 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import sklearn
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler
 
-import skvae
 from skvae import VAEOutlierDetector
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_adbench import DEFAULT_DATA_DIR, MAX_ROWS, SEEDS
+from _provenance import produced_by
+from bench_adbench import DEFAULT_DATA_DIR, MAX_ROWS, SEEDS, dataset_paths
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results_labels.md"
 
@@ -109,10 +106,7 @@ def markdown(table, methods, command, args, elapsed):
     lines = [
         "# A few labels: VAEOutlierDetector with labelled anomalies on ADBench",
         "",
-        (f"Produced by `{command}` on {datetime.date.today().isoformat()} "
-         f"({elapsed / 60:.1f} min wall): skvae {skvae.__version__}, scikit-learn "
-         f"{sklearn.__version__}, torch {torch.__version__} "
-         f"({torch.get_num_threads()} threads), Python {platform.python_version()}."),
+        produced_by(command, elapsed),
         "",
         ("Protocol of `bench_adbench.py` (seeds "
          f"{', '.join(map(str, args.seeds))}; subsample to 10,000 rows; stratified "
@@ -159,11 +153,7 @@ def main(argv=None):
     parser.add_argument("--deepod", action="store_true", help="add DeepOD's DeepSAD")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
-    paths = sorted(args.data_dir.glob("*.npz")) if args.data_dir.is_dir() else []
-    if args.sets:
-        paths = [p for p in paths if p.stem in args.sets]
-    if not paths:
-        sys.exit(f"No ADBench .npz files in {args.data_dir} (see ../shared/data/README.md).")
+    paths = dataset_paths(args.data_dir, args.sets)
     if args.threads:
         torch.set_num_threads(args.threads)
     methods = ["unsupervised", "labels"] + (["deepsad"] if args.deepod else [])
