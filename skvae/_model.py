@@ -153,6 +153,10 @@ class FittedVAE:
             # Points beyond float32 become inf; map_rows reports the row.
             with np.errstate(over="ignore"):
                 block = np.ascontiguousarray(block, dtype=np.float32)
+            if not block.flags.writeable:
+                # Read-only float32 codes (a memmap opened "r", a frozen array)
+                # come through unchanged, and torch warns on read-only memory.
+                block = block.copy()
             return torch.as_tensor(block, device=device)
 
         with self._threads_for(Z.shape[0], CHUNK_ROWS) as threads:

@@ -322,3 +322,22 @@ def test_an_overflowing_beta_is_blamed_not_the_data(estimator_class, X):
     assert "Rescale X" not in str(info.value)
     # An ordinary beta on the same data trains.
     assert_usable(fit_quietly(small(estimator_class, beta=4.0, n_training_samples=1), X), X)
+
+
+def test_read_only_float32_codes_decode_without_a_warning():
+    # torch warns once per process on read-only memory, so a fresh process asks.
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from skvae import VAETransformer\n"
+        "X = np.random.RandomState(0).uniform(size=(50, 3))\n"
+        "vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X)\n"
+        "Z = vae.transform(X).astype(np.float32)\n"
+        "Z.setflags(write=False)\n"
+        "assert vae.inverse_transform(Z).shape == (50, 3)\n"
+    )
+    completed = subprocess.run([sys.executable, "-W", "error", "-c", script],
+                               capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr[-2000:]
