@@ -69,6 +69,8 @@ OLD_DEFAULTS = {
     "learning_rate_init": 3e-3, "max_iter": 500, "n_iter_no_change": 30,
     "n_importance_samples": 100,
 }
+# Parameters over the defaults for "new" (--new-params): a candidate for them.
+NEW_PARAMS = {}
 METHODS = ("IterativeImputer", "VAE old defaults", "VAE new defaults")
 SHORT = {"IterativeImputer": "Iter", "VAE old defaults": "old", "VAE new defaults": "new"}
 THREADS = ("default", "one")
@@ -79,7 +81,7 @@ def fit_and_fill(method, holes, categorical, seed):
     if method == "IterativeImputer":
         return protocol.impute("IterativeImputer (BayesianRidge)", holes, categorical,
                                seed), 0.0
-    params = OLD_DEFAULTS if method == "VAE old defaults" else {}
+    params = OLD_DEFAULTS if method == "VAE old defaults" else NEW_PARAMS
     imputer = VAEImputer(random_state=seed, **params).fit(holes)
     start = time.process_time()
     filled = imputer.transform(holes)
@@ -108,13 +110,14 @@ def run_one(frame, rate, seed, method, threads):
             "accuracy": accuracy}
 
 
-def plan(tables, seeds, repeats, old_repeats, old_both_threads, methods=METHODS):
+def plan(tables, seeds, repeats, old_repeats, old_both_threads, methods=METHODS,
+         thread_settings=THREADS):
     """The (table, rate, seed, method, threads, repeat) runs, cheapest methods first."""
     runs = []
     for seed in seeds:
         for table in tables:
             for rate in RATES:
-                for threads in THREADS:
+                for threads in thread_settings:
                     for method in methods:
                         old = method == "VAE old defaults"
                         if old and threads == "one" and not old_both_threads:
@@ -315,6 +318,11 @@ def main(argv=None):
     parser.add_argument("--methods", nargs="+", choices=[SHORT[m] for m in METHODS],
                         default=None, help="run only these (the report needs all three: "
                         "fill the rest with --resume)")
+    parser.add_argument("--thread-settings", nargs="+", choices=THREADS, default=THREADS,
+                        help="run only these thread settings (with --methods: no report)")
+    parser.add_argument("--new-params", type=json.loads, default={},
+                        help="JSON of VAEImputer parameters for 'new' (a candidate for "
+                        "the defaults)")
     parser.add_argument("--cache", type=Path, default=None,
                         help="JSON-lines file of finished runs (default: next to --output)")
     parser.add_argument("--resume", action="store_true",
@@ -322,6 +330,7 @@ def main(argv=None):
     parser.add_argument("--report-only", action="store_true",
                         help="write the report from --cache, running nothing")
     args = parser.parse_args(argv)
+    NEW_PARAMS.update(args.new_params)
     if not (args.data_dir / "penguins.csv").is_file():
         sys.exit(f"No tabular data in {args.data_dir}; see ../shared/data/README.md.")
     tables, repeats = (QUICK_TABLES, 1) if args.quick else (TABLES, args.repeats)
@@ -346,7 +355,7 @@ def main(argv=None):
         VAEImputer(max_iter=2, random_state=0).fit(frames[tables[0]])
     start = time.perf_counter()
     for key in plan(tables, args.seeds, repeats, args.old_repeats, args.old_both_threads,
-                    methods):
+                    methods, args.thread_settings):
         if key in done:
             continue
         table, rate, seed, method, threads, repeat = key
