@@ -279,8 +279,13 @@ def test_a_conv_file_from_before_decoder_layouts_loads_and_gives_its_outputs():
     got = {"score_samples": loaded.score_samples(X), "transform": Z,
            "inverse_transform": loaded.inverse_transform(Z),
            "sample": loaded.sample(5, random_state=1)}
+    # The outputs were recorded on another machine (an Intel CPU; this test also
+    # runs on AMD ones), where oneDNN and MKL pick other kernels whose float32
+    # sums differ in the last bits: equal within float32 rounding. The other
+    # decoder layout would differ in every digit.
     for name, values in got.items():
-        np.testing.assert_array_equal(values, expected[name], err_msg=name)
+        np.testing.assert_allclose(values, expected[name], rtol=1e-5, atol=1e-6,
+                                   err_msg=name)
 
 
 def test_a_new_conv_file_names_its_decoder_layout_and_round_trips(X, tmp_path):
