@@ -140,6 +140,7 @@ def fit_skvae(X_train, n_components, epochs, seed):
         hidden_layer_sizes=HIDDEN,
         likelihood="bernoulli",
         batch_size=BATCH_SIZE,
+        learning_rate="constant",  # the plain loop's constant rate
         learning_rate_init=LEARNING_RATE,
         max_iter=epochs,
         tol=0.0,
