@@ -278,15 +278,17 @@ def chosen_threads(module, *, n_calls=None, device=None, same_bits=None):
         The network the work runs (a conv network is not measured).
     n_calls : int or None, default=None
         Calls the block will make, when known: fewer than
-        ``MIN_MEASURED_CALLS`` run on one thread.
+        ``MIN_MEASURED_CALLS``, or too few to take ``MIN_MEASURED_SECONDS`` at
+        the second call's pace, run on one thread.
     device : torch.device or None, default=None
         Where the work runs; on an accelerator nothing is measured (its calls
         return before the work is done, and the CPU threads hardly matter).
     same_bits : callable or None, default=None
         ``same_bits(a, b)``: whether the work gives the same bits on ``a`` and
-        ``b`` threads, checked once before choosing (a training step, tried on
-        copies of the network). None: the chooser compares its first call's
-        results on both counts (inference, which changes nothing). Work that
+        ``b`` threads, checked once, when the work is long enough to measure
+        (a training step, tried on copies of the network). None: the chooser
+        compares one call's results on both counts (inference, which changes
+        nothing). Work that
         differs runs on one thread: some of torch's kernels (a 4 x 32 by 32 x 16
         product, say) split their sums by thread even in MKL's reproducible
         mode, and a choice that followed the machine's load would then make
