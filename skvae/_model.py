@@ -190,9 +190,9 @@ class FittedVAE:
                               CHUNK_ROWS)
         return both[:, :self.n_components], both[:, self.n_components:]
 
-    def with_mixture_prior(self, X, seed):
-        """This model with a Gaussian-mixture prior fitted to the codes of the rows ``X``."""
-        return replace(self, prior=MixturePrior.fit(*self.posteriors(X), seed))
+    def with_prior(self, prior):
+        """This model with the latent prior ``prior`` (a MixturePrior, or None for N(0, I))."""
+        return replace(self, prior=prior)
 
     # ---------------------------------------------------------- generation
 

@@ -12,11 +12,12 @@ for the likelihood, not only for sampling.
 :func:`mixture_log_prob` is the mixture's log-density as a pure torch function
 (tested against :meth:`sklearn.mixture.GaussianMixture.score_samples`);
 :class:`MixturePrior` holds the parameters, checks them when they come from a
-file, and samples.
+file, and samples; :func:`posterior_draws` gives the points it is fitted to.
+The fitting itself, by scikit-learn, is in :mod:`skvae._prior_fitting`: this
+module, which the fitted model imports, knows torch and numpy only.
 """
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,6 +87,27 @@ def diagonal_mixture_log_prob(z, log_weights, means, precision_sd):
                + (means**2 * precision).sum(-1))
     log_normal = -0.5 * (d * _LOG_2PI + squares) + torch.log(precision_sd).sum(-1)
     return torch.logsumexp(log_weights + log_normal, dim=-1)
+
+
+def posterior_draws(means, log_variances, seed):
+    """Draws ``z = mean + sigma * eps`` from each row's posterior, for fitting the prior.
+
+    ``means`` and ``log_variances`` (numpy, shape (n, d)) are the encoder's
+    posteriors of the training rows. ``_DRAWS_PER_ROW`` draws per row, at most
+    ``_MAX_POINTS`` in all (rows subsampled beyond). Returns the points, shape
+    (m, d) in float64, and a seed for the mixture's initialisation: both are
+    functions of ``seed``.
+    """
+    generator = np.random.default_rng(seed)
+    n_rows = means.shape[0]
+    draws = max(1, min(_DRAWS_PER_ROW, _MAX_POINTS // max(n_rows, 1)))
+    if n_rows * draws > _MAX_POINTS:
+        kept = np.sort(generator.choice(n_rows, _MAX_POINTS, replace=False))
+        means, log_variances = means[kept], log_variances[kept]
+    sigma = np.exp(0.5 * np.asarray(log_variances, dtype=np.float64))
+    noise = generator.standard_normal((draws, *means.shape))
+    points = (np.asarray(means, dtype=np.float64) + sigma * noise).reshape(-1, means.shape[1])
+    return points, int(generator.integers(2**31))
 
 
 def _as_float64(values, name):
@@ -183,45 +205,6 @@ class MixturePrior:
                         if torch.equal(torch.diag_embed(diagonal), covariances) else None)
         return cls(weights, means, covariances, log_weights, precision_cholesky, cholesky,
                    precision_sd)
-
-    @classmethod
-    def fit(cls, means, log_variances, seed):
-        """The mixture fitted to posterior draws ``z = mean + sigma * eps`` of each row.
-
-        ``means`` and ``log_variances`` (numpy, shape (n, d)) are the encoder's
-        posteriors of the training rows; ``seed`` seeds the draws, the rows kept
-        and the mixture's initialisation, so the prior is a function of them.
-        """
-        generator = np.random.default_rng(seed)
-        n_rows = means.shape[0]
-        draws = max(1, min(_DRAWS_PER_ROW, _MAX_POINTS // max(n_rows, 1)))
-        if n_rows * draws > _MAX_POINTS:
-            kept = np.sort(generator.choice(n_rows, _MAX_POINTS, replace=False))
-            means, log_variances = means[kept], log_variances[kept]
-        sigma = np.exp(0.5 * np.asarray(log_variances, dtype=np.float64))
-        noise = generator.standard_normal((draws, *means.shape))
-        points = (np.asarray(means, dtype=np.float64) + sigma * noise).reshape(-1, means.shape[1])
-        from sklearn import config_context
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.mixture import GaussianMixture
-
-        full = means.shape[1] <= MAX_FULL_COVARIANCE_DIMENSIONS
-        mixture = GaussianMixture(
-            n_components=min(N_MIXTURE_COMPONENTS, points.shape[0]),
-            covariance_type="full" if full else "diag",
-            random_state=int(generator.integers(2**31)))
-        # The points are numpy whatever the caller's array API setting, and
-        # GaussianMixture's k-means start is refused under array API dispatch.
-        with warnings.catch_warnings(), config_context(array_api_dispatch=False):
-            # EM that stops at max_iter still gives a proper density; the
-            # prior only has to be one, not the likelihood's maximum.
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            mixture.fit(points)
-        covariances = (mixture.covariances_ if full
-                       else np.stack([np.diag(c) for c in mixture.covariances_]))
-        return cls.checked(
-            torch.as_tensor(mixture.weights_ / mixture.weights_.sum()),
-            torch.as_tensor(mixture.means_), torch.as_tensor(covariances), means.shape[1])
 
     def log_prob(self, z):
         """log p(z) at each point of ``z`` (shape (..., d)), in the dtype of ``z``."""

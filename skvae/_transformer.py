@@ -7,6 +7,7 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils._param_validation import StrOptions
 
 from ._base import BaseVAE
+from ._prior_fitting import fit_mixture_prior
 from ._random import spawned_seed
 
 
@@ -400,7 +401,8 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         # network as it now is (see sampling_prior).
         if self.sampling_prior == "standard":
             return {}
-        return {"_model": model.with_mixture_prior(X, spawned_seed(model.noise_seed, 0))}
+        prior = fit_mixture_prior(*model.posteriors(X), spawned_seed(model.noise_seed, 0))
+        return {"_model": model.with_prior(prior)}
 
     @property
     def sampling_prior_(self):

@@ -13,7 +13,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 import skvae
+import skvae._transformer
 from skvae import ModelFileError, VAETransformer, load, save
+from skvae._prior_fitting import fit_mixture_prior
 from skvae._priors import PRIOR_TENSORS, MixturePrior, mixture_log_prob
 
 from _model_files import read_model_file, write_model_file
@@ -95,10 +97,10 @@ def test_fit_covers_the_posteriors_spread():
     # Every row has the same posterior N(0, 4 I): the mixture fitted to its draws is
     # that distribution, not the point mass of the means.
     means, log_variances = np.zeros((2000, 2)), np.full((2000, 2), np.log(4.0))
-    prior = MixturePrior.fit(means, log_variances, seed=0)
+    prior = fit_mixture_prior(means, log_variances, seed=0)
     draws = prior.sample(50_000, torch.Generator().manual_seed(0)).double().numpy()
     np.testing.assert_allclose(draws.var(0), [4.0, 4.0], rtol=0.1)
-    same = MixturePrior.fit(means, log_variances, seed=0)
+    same = fit_mixture_prior(means, log_variances, seed=0)
     torch.testing.assert_close(same.covariances, prior.covariances, rtol=0, atol=0)
 
 
@@ -261,7 +263,7 @@ def test_a_failing_mixture_fit_leaves_the_previous_model(X, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("mixture fit failed")
 
-    monkeypatch.setattr(MixturePrior, "fit", fail)
+    monkeypatch.setattr(skvae._transformer, "fit_mixture_prior", fail)
     with pytest.raises(RuntimeError, match="mixture fit failed"):
         vae.fit(X)
     assert vae._model is model and vae.sampling_prior_ == "standard"
