@@ -1,30 +1,37 @@
 """Synthetic rows of real mixed tables: VAETransformer.sample against CTGAN's TVAE.
 
-Data from ``../shared/data/tabular``: ``diamonds`` (rows shuffled with
-``RandomState(0)``: 10,000 for training, the next 5,000 held out) and ``creditcard``
-(``train_test_split(test_size=0.3, random_state=0)``). Each model is fitted on the
-training rows and generates as many rows as are held out; the synthetic rows are
-compared with the held-out real rows:
+Data: every table of ``../shared/data/tabular`` with at least 300 complete rows
+(creditcard, diamonds, penguins, slid; pbc has 276 and is left out), its
+complete rows only (TVAE does not take holes), ``pbc``'s ``id`` dropped; split by
+``train_test_split(test_size=0.3, random_state=0)``, then at most 5,000 training
+and 2,000 held-out rows kept (diamonds: 5,000 / 2,000 of its 53,940). Each model
+is fitted on the training rows and generates as many rows as are held out; the
+synthetic rows are compared with the held-out real rows:
 
 * **C2ST**: a ``HistGradientBoostingClassifier(categorical_features="from_dtype")``
   told to separate held-out real rows from synthetic rows (equal counts), ROC-AUC
   of 5-fold stratified cross-validation (0.5 = indistinguishable; lower is better);
 * **column fidelity**: per column 1 - Kolmogorov-Smirnov statistic (numeric) or
   1 - total variation distance (categorical), averaged over columns (higher is better);
-* **pairwise**: mean absolute difference between the Pearson correlation matrices
-  of the numeric columns (upper triangle), and between the Cramér's V matrices of the
+* **pairwise**: mean absolute difference between the Pearson correlations of the
+  numeric columns (upper triangle), and between the Cramér's V of the
   categorical columns (lower is better);
+* **held-out log-likelihood** (skvae only): ``score`` of the held-out rows, the
+  importance-weighted bound (50 draws) for the model's own prior, nats per row;
 * SDMetrics' ``QualityReport`` score (column shapes, column pair trends), computed
   in the TVAE environment where ``sdmetrics`` is installed, when it is.
 
-Models: skvae ``VAETransformer`` at default parameters, skvae with ``n_components=8``
-(``--max-iter`` epochs, default 200, the default's), and CTGAN's ``TVAE(epochs=300)``
-(its default), run in its own environment (``--tvae-python``) by
-``benchmarks/_tvae_runner.py``. Fit times are wall-clock seconds of ``fit`` alone,
-one torch thread on both sides::
+Arms: skvae ``VAETransformer(sampling_prior="standard")`` (N(0, I), the sampling
+before issue 21) and ``VAETransformer(sampling_prior="mixture")`` (a Gaussian
+mixture fitted to the codes after training), every other parameter at its
+default, each fitted on its own (the same network: the prior is fitted after
+training, so the fit times differ by the mixture's fit); and CTGAN's
+``TVAE()`` at its defaults (300 epochs), run in its own environment
+(``--tvae-python``) by ``benchmarks/_tvae_runner.py``. Fit times are wall-clock
+seconds of ``fit`` alone, one torch thread on both sides::
 
-    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_synthetic.py --threads 1
-    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_synthetic.py --quick
+    SKVAE_THREADS=1 OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_synthetic.py --threads 1
+    SKVAE_THREADS=1 OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_synthetic.py --quick
 """
 
 import argparse
@@ -63,18 +70,30 @@ RUNNER = HERE / "_tvae_runner.py"
 SEEDS = (0,)
 
 
+MIN_COMPLETE_ROWS = 300
+MAX_TRAIN, MAX_TEST = 5_000, 2_000
+DROPPED_COLUMNS = {"pbc": ["id"]}
+
+
+def tables(data_dir):
+    """Names of the tables with at least MIN_COMPLETE_ROWS complete rows, and the others."""
+    kept, left_out = [], {}
+    for path in sorted(Path(data_dir).glob("*.csv")):
+        n = len(pd.read_csv(path).drop(columns=DROPPED_COLUMNS.get(path.stem, [])).dropna())
+        if n >= MIN_COMPLETE_ROWS:
+            kept.append(path.stem)
+        else:
+            left_out[path.stem] = n
+    return kept, left_out
+
+
 def load(name, data_dir, quick):
     frame = pd.read_csv(Path(data_dir) / f"{name}.csv")
-    if name == "diamonds":
-        order = np.random.RandomState(0).permutation(len(frame))
-        n_train, n_test = (1000, 500) if quick else (10_000, 5_000)
-        train = frame.iloc[order[:n_train]]
-        test = frame.iloc[order[n_train:n_train + n_test]]
-    else:
-        train, test = train_test_split(frame, test_size=0.3, random_state=0)
-        if quick:
-            train, test = train.iloc[:300], test.iloc[:150]
-    return train.reset_index(drop=True), test.reset_index(drop=True)
+    frame = frame.drop(columns=DROPPED_COLUMNS.get(name, [])).dropna()
+    train, test = train_test_split(frame, test_size=0.3, random_state=0)
+    n_train, n_test = (300, 150) if quick else (MAX_TRAIN, MAX_TEST)
+    return (train.iloc[:n_train].reset_index(drop=True),
+            test.iloc[:n_test].reset_index(drop=True))
 
 
 def categorical_columns(frame):
@@ -152,15 +171,18 @@ def _one_thread_env():
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def fit_skvae(params, train, n, seed):
+def fit_skvae(params, train, test, seed):
     model = VAETransformer(**params, random_state=seed)
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(train)
     seconds = time.perf_counter() - start
-    samples = model.sample(n, random_state=seed)
-    return samples, seconds, {"n_iter_": int(model.n_iter_)}
+    samples = model.sample(len(test), random_state=seed)
+    # A category the training rows lack counts as a hole of its row.
+    model.set_params(handle_unknown="ignore")
+    return samples, seconds, {"n_iter_": int(model.n_iter_),
+                              "log_likelihood": model.score(test)}
 
 
 def fit_tvae(python, train, categorical, n, seed, epochs, workdir):
@@ -196,8 +218,15 @@ def evaluate(test, samples, categorical, seed, python, workdir, with_sdmetrics):
 
 # ---------------------------------------------------------------------- report
 
+METRICS = ("seconds", "c2st", "fidelity", "corr", "cramer", "log_likelihood")
 
-def markdown(results, configs, meta, command, elapsed):
+
+def _cell(value, fmt):
+    return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) \
+        else format(value, fmt)
+
+
+def markdown(results, configs, meta, command, elapsed, left_out, sizes):
     lines = [
         "# Synthetic rows: skvae VAETransformer.sample against CTGAN's TVAE",
         "",
@@ -210,65 +239,82 @@ def markdown(results, configs, meta, command, elapsed):
         f"pandas {meta.get('pandas', '?')}, {meta.get('threads', '?')} thread); "
         f"SDMetrics {meta.get('sdmetrics', 'not installed')}.",
         "",
-        "Data: diamonds (10,000 training rows, 5,000 held out, drawn with "
-        "`RandomState(0)`), creditcard (`train_test_split(test_size=0.3, "
-        "random_state=0)`: 923 / 396). Each model generates as many rows as are held "
-        "out. **C2ST**: 5-fold cross-validated ROC-AUC of a "
-        "`HistGradientBoostingClassifier` separating held-out real from synthetic rows "
-        "(0.5 is ideal; lower is better). **Fidelity**: mean over columns of 1 - KS "
-        "statistic (numeric) or 1 - total variation distance (categorical), higher "
-        "is better. **Corr diff** / **Cramér diff**: mean absolute difference of the "
-        "numeric Pearson correlations / categorical Cramér's V between real and "
-        "synthetic, lower is better. **SDM**: SDMetrics QualityReport overall score "
-        "(mean of Column Shapes and Column Pair Trends), higher is better. Fit: "
-        "wall-clock seconds of `fit` alone on a shared machine. Figures are means "
-        f"over seeds {', '.join(map(str, meta['seeds']))}.",
+        "Data: the complete rows of every table of `../shared/data/tabular` with at "
+        f"least {MIN_COMPLETE_ROWS} of them, split by `train_test_split(test_size=0.3, "
+        f"random_state=0)`, at most {MAX_TRAIN:,} training and {MAX_TEST:,} held-out rows "
+        "kept: " + ", ".join(f"{name} {n_train:,} / {n_test:,}"
+                             for name, (n_train, n_test) in sizes.items())
+        + (" (left out, too few complete rows: " + ", ".join(
+            f"{name} {n}" for name, n in left_out.items()) + ")" if left_out else "")
+        + ". Each model generates as many rows as are held out. **C2ST**: 5-fold "
+        "cross-validated ROC-AUC of a `HistGradientBoostingClassifier` separating "
+        "held-out real from synthetic rows (0.5 is ideal; lower is better). "
+        "**Fidelity**: mean over columns of 1 - KS statistic (numeric) or 1 - total "
+        "variation distance (categorical), higher is better. **Corr diff** / **Cramér "
+        "diff**: mean absolute difference of the numeric Pearson correlations / "
+        "categorical Cramér's V between real and synthetic, lower is better. "
+        "**Held-out LL**: skvae's `score` of the held-out rows (importance-weighted "
+        "bound, 50 draws, for the model's own prior), nats per row, higher is better. "
+        "**SDM**: SDMetrics QualityReport overall score, higher is better. Fit: "
+        "wall-clock seconds of `fit` alone on a shared 2-core machine. Seeds "
+        f"{', '.join(map(str, meta['seeds']))}.",
         "",
-        "Models: " + "; ".join(f"**{name}** = {desc}" for name, desc in configs.items())
+        "Arms: " + "; ".join(f"**{name}** = {desc}" for name, desc in configs.items())
         + ".",
         "",
-        "| data set | model | fit s | epochs run | C2ST AUC | fidelity | corr diff | "
-        "Cramér diff | SDM | SDM shapes | SDM pairs | fit time / TVAE | C2ST vs TVAE |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| data set | arm | fit s | epochs run | C2ST AUC | fidelity | corr diff | "
+        "Cramér diff | held-out LL | SDM | fit time / TVAE | C2ST vs TVAE |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    verdicts = []
-    for data, by_model in results.items():
-        tvae = by_model["TVAE"]
-        for name, r in by_model.items():
+    for data, by_arm in results.items():
+        tvae = by_arm.get("TVAE")
+        for name, r in by_arm.items():
             sdm = r.get("sdm") or {}
             lines.append(
                 f"| {data} | {name} | {r['seconds']:.1f} | {r['epochs']} | "
                 f"{r['c2st']:.3f} | {r['fidelity']:.3f} | {r['corr']:.3f} | "
-                f"{r['cramer']:.3f} | "
-                + (f"{sdm['overall']:.3f} | {sdm['Column Shapes']:.3f} | "
-                   f"{sdm['Column Pair Trends']:.3f}" if sdm else "n/a | n/a | n/a")
-                + f" | {r['seconds'] / tvae['seconds']:.2f} | "
-                f"{r['c2st'] - tvae['c2st']:+.3f} |"
-            )
-        for name, r in by_model.items():
-            if name == "TVAE":
-                continue
-            as_good = (r["c2st"] <= tvae["c2st"] and r["fidelity"] >= tvae["fidelity"])
-            fast = r["seconds"] <= 0.5 * tvae["seconds"]
-            verdicts.append(
-                f"- {data}, {name}: C2ST {r['c2st']:.3f} vs TVAE {tvae['c2st']:.3f}, "
-                f"fidelity {r['fidelity']:.3f} vs {tvae['fidelity']:.3f} "
-                f"({'as good or better on both' if as_good else 'worse on at least one'}); "
-                f"fit {r['seconds']:.1f} s vs {tvae['seconds']:.1f} s = "
-                f"{r['seconds'] / tvae['seconds']:.2f} of TVAE's "
-                f"({'at most half' if fast else 'more than half'}) — "
-                f"**{'met' if as_good and fast else 'not met'}**."
-            )
-    lines += [
-        "",
-        "## Goal",
-        "",
-        "skvae at least as good as TVAE (here: C2ST AUC no higher and column fidelity "
-        "no lower) in at most half its fit time:",
-        "",
-        *verdicts,
-        "",
-    ]
+                f"{_cell(r['cramer'], '.3f')} | {_cell(r.get('log_likelihood'), '.2f')} | "
+                f"{_cell(sdm.get('overall'), '.3f')} | "
+                + (f"{r['seconds'] / tvae['seconds']:.2f} | {r['c2st'] - tvae['c2st']:+.3f} |"
+                   if tvae else "n/a | n/a |"))
+    def mean(values):
+        values = [v for v in values if v is not None and not np.isnan(v)]
+        return float(np.mean(values)) if values else None
+
+    means = {name: {k: mean([results[d][name].get(k) for d in results]) for k in METRICS}
+             for name in configs}
+    lines += ["", f"Means over the {len(results)} tables:", "",
+              "| arm | fit s | C2ST AUC | fidelity | corr diff | Cramér diff | held-out LL |",
+              "|---|---|---|---|---|---|---|"]
+    for name, m in means.items():
+        lines.append(f"| {name} | {m['seconds']:.1f} | {m['c2st']:.3f} | "
+                     f"{m['fidelity']:.3f} | {m['corr']:.3f} | {_cell(m['cramer'], '.3f')} | "
+                     f"{_cell(m['log_likelihood'], '.2f')} |")
+    lines += ["", "## Goals (issue 21)", ""]
+    for name in configs:
+        if name == "TVAE" or "TVAE" not in configs:
+            continue
+        m = means[name]
+        better = [d for d in results if results[d][name]["c2st"] < results[d]["TVAE"]["c2st"]]
+        faster = [d for d in results
+                  if results[d][name]["seconds"] <= results[d]["TVAE"]["seconds"]]
+        lines += [
+            f"- {name}: mean C2ST {m['c2st']:.3f} (goal at most 0.75: "
+            f"**{'met' if m['c2st'] <= 0.75 else 'not met'}**); C2ST below TVAE's on "
+            f"{len(better)} of {len(results)} tables (goal: all, "
+            f"**{'met' if len(better) == len(results) else 'not met'}**); fit time at "
+            f"most TVAE's on {len(faster)} of {len(results)} tables "
+            f"(**{'met' if len(faster) == len(results) else 'not met'}**).",
+        ]
+    if "skvae standard" in configs and "skvae mixture" in configs:
+        worse = [d for d in results if results[d]["skvae mixture"]["log_likelihood"]
+                 < results[d]["skvae standard"]["log_likelihood"]]
+        lines.append(
+            "- Held-out log-likelihood, mixture against standard prior: lower on "
+            f"{len(worse)} of {len(results)} tables"
+            + (f" ({', '.join(worse)})" if worse else "")
+            + f" (goal: none, **{'met' if not worse else 'not met'}**).")
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -277,42 +323,43 @@ def main(argv=None):
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--quick", action="store_true",
-                        help="1,000 / 300 training rows, few epochs (smoke test)")
+                        help="300 / 150 rows, 5 epochs (smoke test)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--tvae-python", type=Path, default=DEFAULT_TVAE_PYTHON)
     parser.add_argument("--tvae-epochs", type=int, default=300)
-    parser.add_argument("--n-components", type=int, default=8)
-    parser.add_argument("--max-iter", type=int, default=200)
+    parser.add_argument("--no-tvae", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
-    parser.add_argument("--datasets", nargs="+", default=["diamonds", "creditcard"])
+    parser.add_argument("--datasets", nargs="+", default=None,
+                        help="default: every table with enough complete rows")
     args = parser.parse_args(argv)
-    if not args.tvae_python.is_file():
+    with_tvae = not args.no_tvae
+    if with_tvae and not args.tvae_python.is_file():
         sys.exit(f"No TVAE environment at {args.tvae_python}: see the docstring.")
     if args.threads:
         torch.set_num_threads(args.threads)
     output = args.output or (QUICK_OUTPUT if args.quick else DEFAULT_OUTPUT)
     tvae_epochs = 5 if args.quick else args.tvae_epochs
-    max_iter = 5 if args.quick else args.max_iter
-    skvae_default = {"max_iter": 5} if args.quick else {}
-    chosen = {"n_components": args.n_components, "max_iter": max_iter}
-    configs = {
-        "skvae default": f"`VAETransformer({', '.join(f'{k}={v}' for k, v in skvae_default.items())})`"
-                         " (n_components=2, hidden (512, 256), max_iter=200, batch 128, "
-                         "no early stopping)",
-        f"skvae nc={args.n_components}": f"`VAETransformer(n_components={args.n_components}, "
-                                         f"max_iter={max_iter})`, all else default",
-        "TVAE": f"`TVAE(epochs={tvae_epochs})`, all else default (batch 500, "
-                "compress/decompress dims (128, 128), embedding 128)",
-    }
-    with_sdmetrics = subprocess.run(
+    extra = {"max_iter": 5} if args.quick else {}
+    arms = {f"skvae {prior}": {"sampling_prior": prior, **extra}
+            for prior in ("standard", "mixture")}
+    configs = {name: f"`VAETransformer({', '.join(f'{k}={v!r}' for k, v in p.items())})`"
+               for name, p in arms.items()}
+    if with_tvae:
+        configs["TVAE"] = (f"`TVAE(epochs={tvae_epochs})`, all else default (batch 500, "
+                           "compress/decompress dims (128, 128), embedding 128)")
+    with_sdmetrics = with_tvae and subprocess.run(
         [str(args.tvae_python), "-c", "import sdmetrics"], capture_output=True
     ).returncode == 0
 
+    datasets, left_out = tables(args.data_dir)
+    if args.datasets:
+        datasets, left_out = args.datasets, {}
     fingerprint = source_fingerprint()
     start = time.perf_counter()
-    results, meta = {}, {"seeds": args.seeds}
-    for data in args.datasets:
+    results, meta, sizes = {}, {"seeds": args.seeds}, {}
+    for data in datasets:
         train, test = load(data, args.data_dir, args.quick)
+        sizes[data] = (len(train), len(test))
         categorical = categorical_columns(train)
         runs = {name: [] for name in configs}
         for seed in args.seeds:
@@ -326,18 +373,19 @@ def main(argv=None):
                                                           "threads")})
                         epochs = tvae_epochs
                     else:
-                        params = skvae_default if name == "skvae default" else chosen
-                        samples, seconds, info = fit_skvae(params, train, len(test), seed)
+                        samples, seconds, info = fit_skvae(arms[name], train, test, seed)
                         epochs = info["n_iter_"]
                     row = evaluate(test, samples, categorical, seed, args.tvae_python,
                                    workdir, with_sdmetrics)
                     if row.get("sdmetrics"):
                         meta["sdmetrics"] = row["sdmetrics"]["sdmetrics"]
-                    row.update(seconds=seconds, epochs=epochs)
+                    row.update(seconds=seconds, epochs=epochs,
+                               log_likelihood=info.get("log_likelihood"))
                     runs[name].append(row)
                     print(f"{data:10s} seed {seed} {name:16s} fit {seconds:7.1f} s  C2ST "
                           f"{row['c2st']:.3f} fidelity {row['fidelity']:.3f} corr "
-                          f"{row['corr']:.3f} cramer {row['cramer']:.3f} sdm "
+                          f"{row['corr']:.3f} cramer {row['cramer']:.3f} LL "
+                          f"{_cell(row['log_likelihood'], '.2f')} sdm "
                           f"{(row.get('sdmetrics') or {}).get('overall', float('nan')):.3f}"
                           + (f" sdmetrics error {row['sdmetrics_error']}"
                              if row.get("sdmetrics_error") else ""), flush=True)
@@ -345,15 +393,18 @@ def main(argv=None):
         for name, rows in runs.items():
             agg = {k: float(np.mean([r[k] for r in rows]))
                    for k in ("c2st", "fidelity", "corr", "cramer", "seconds")}
+            agg["log_likelihood"] = (None if rows[0]["log_likelihood"] is None else
+                                     float(np.mean([r["log_likelihood"] for r in rows])))
             agg["epochs"] = "/".join(str(r["epochs"]) for r in rows)
             if all(r.get("sdmetrics") for r in rows):
                 agg["sdm"] = {k: float(np.mean([r["sdmetrics"][k] for r in rows]))
                               for k in ("overall", "Column Shapes", "Column Pair Trends")}
             results[data][name] = agg
-    command = "OMP_NUM_THREADS=1 PYTHONPATH=. python " + " ".join(
+    command = "SKVAE_THREADS=1 OMP_NUM_THREADS=1 PYTHONPATH=. python " + " ".join(
         shlex.quote(a) for a in ["benchmarks/bench_synthetic.py", *(argv or sys.argv[1:])]
     )
-    report = markdown(results, configs, meta, command, time.perf_counter() - start)
+    report = markdown(results, configs, meta, command, time.perf_counter() - start,
+                      left_out, sizes)
     report = stamp_report(report, fingerprint)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(report)

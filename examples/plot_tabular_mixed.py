@@ -116,10 +116,18 @@ axes[1].legend(fontsize=8)
 # --------------
 # :meth:`~skvae.VAETransformer.sample` returns a DataFrame like the one fitted:
 # the same columns, dtypes and categories. Synthetic penguins follow the real
-# ones, species by species.
+# ones, species by species. Their codes come from the Gaussian mixture fitted
+# to the training rows' codes (``sampling_prior="mixture"``, the default), where
+# N(0, I) would also draw from the holes between the species; and every number
+# stays within its column's observed range, whole-number columns (``year``)
+# rounded (by clipping and rounding the draws: the model itself is Gaussian).
 
 synthetic = vae.sample(len(table), random_state=0)
 print(synthetic.head())
+numbers = table.select_dtypes("number").columns
+inside = ((synthetic[numbers] >= table[numbers].min())
+          & (synthetic[numbers] <= table[numbers].max())).all()
+print("every sample inside the observed range:", bool(inside.all()))
 for value, colour in zip(latent.classes_, plt.cm.tab10.colors):  # the latent plot's colours
     real = table[table[label] == value]
     fake = synthetic[synthetic[label] == value]

@@ -265,13 +265,16 @@ class BaseVAE(BaseEstimator):
     def sample(self, n_samples=1, *, given=None, random_state=None, return_mean=False):
         """Generate new data from the fitted model, optionally given some columns.
 
-        Draws ``z ~ N(0, I)`` and then ``x ~ p(x | z)``, as
+        Draws ``z`` from the model's prior and then ``x ~ p(x | z)``, as
         :meth:`sklearn.mixture.GaussianMixture.sample` does, or with
         ``return_mean=True`` the decoder means ``E[x | z]`` (the smooth images
         shown for VAEs). With ``given``, its entries are kept and the others
         (NaN) drawn from the model's ``p(x_mis | x_obs)`` by the importance
         resampling of :class:`~skvae.VAEImputer` (``return_mean``: conditional
-        means); see the tabular guide for an example.
+        means); see the tabular guide for an example. The prior is N(0, I), or
+        the Gaussian mixture fitted to the training rows' codes for
+        :class:`~skvae.VAETransformer` with ``sampling_prior="mixture"`` (its
+        default; see ``sampling_prior_``).
 
         Parameters
         ----------

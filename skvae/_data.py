@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ._likelihoods import BOUND_TOLERANCE, outside_support, refuse_outside_support
+from ._support import ColumnSupport
 from ._tables import MAX_LEVELS
 from ._warnings import warn
 
@@ -164,9 +165,14 @@ class DataSpace:
         columns have shift 0 and scale 1.
     levels : sequence of int or None
         Per column, the number of categories (0 for numeric columns).
+    support : ColumnSupport or None
+        The observed range and integrality of the Gaussian columns, to which
+        samples are clipped and rounded (see :mod:`skvae._support`); None for
+        model files written before it, whose samples are left as drawn.
     """
 
-    def __init__(self, kinds, shift, scale, levels=None):
+    def __init__(self, kinds, shift, scale, levels=None, support=None):
+        self.support = support
         self.kinds = tuple(kinds)
         self.shift = shift
         self.scale = scale
@@ -186,6 +192,7 @@ class DataSpace:
             and self.levels == other.levels
             and np.array_equal(self.shift, other.shift)
             and np.array_equal(self.scale, other.scale)
+            and self.support == other.support
         )
 
     __hash__ = None  # mutable arrays inside
@@ -225,8 +232,9 @@ class DataSpace:
         n_features = X.shape[1]
         shift, scale = np.zeros(n_features), np.ones(n_features)
         gaussian = np.array([kind == "gaussian" for kind in kinds])
+        support = ColumnSupport.fit(X, kinds)
         if not gaussian.any():
-            return cls(kinds, shift, scale, levels)
+            return cls(kinds, shift, scale, levels, support)
         # Overflow is reported below, with advice, rather than as numpy's warning.
         with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
@@ -251,7 +259,7 @@ class DataSpace:
         # relative to the column's own mean, not to 1.
         constant = gaussian & _constant_columns(shift, scale, _observed_counts(X))
         scale[constant] = 1.0
-        return cls(kinds, shift, scale, levels)
+        return cls(kinds, shift, scale, levels, support)
 
     @property
     def n_features(self):
@@ -403,6 +411,11 @@ class DataSpace:
             start += self.levels[j]
         return codes
 
+    def into_support(self, codes):
+        """Sampled codes clipped to each Gaussian column's observed range, whole-number
+        columns rounded; unchanged without a recorded support (older model files)."""
+        return codes if self.support is None else self.support.apply(codes)
+
     def typical_row(self):
         """A row of codes in the middle of the data: to check that a model works."""
         return np.where(
@@ -414,12 +427,15 @@ class DataSpace:
 
     def get_state(self):
         """The fitted state as JSON-ready data."""
-        return {
+        state = {
             "kinds": list(self.kinds),
             "levels": list(self.levels),
             "shift": self.shift.tolist(),
             "scale": self.scale.tolist(),
         }
+        if self.support is not None:
+            state["support"] = self.support.get_state()
+        return state
 
     @classmethod
     def from_state(cls, state, n_features):
@@ -430,7 +446,9 @@ class DataSpace:
         ValueError
             Naming the entry that is missing or inconsistent.
         """
-        if not isinstance(state, dict) or set(state) != {"kinds", "levels", "shift", "scale"}:
+        expected = {"kinds", "levels", "shift", "scale"}
+        # "support" came later: files without it load, with samples left as drawn.
+        if not isinstance(state, dict) or not expected <= set(state) <= expected | {"support"}:
             raise ValueError("the data scaling entry is malformed.")
         kinds, levels = state["kinds"], state["levels"]
         if not (isinstance(kinds, list) and len(kinds) == n_features
@@ -465,7 +483,9 @@ class DataSpace:
                 "the file holds a scaling for columns whose likelihood models "
                 "unscaled data."
             )
-        return cls(kinds, arrays["shift"], arrays["scale"], levels)
+        support = (ColumnSupport.from_state(state["support"], kinds)
+                   if "support" in state else None)
+        return cls(kinds, arrays["shift"], arrays["scale"], levels, support)
 
 
 # Rows per block when looking for NaN: the boolean temporary stays a few MB.

@@ -31,8 +31,9 @@ from ._inference import (
     map_in_fixed_chunks,
     map_rows,
 )
-from ._losses import kl_divergence_standard_normal
+from ._losses import kl_divergence_standard_normal, standard_normal_log_prob
 from ._networks import NetworkSpec
+from ._priors import PRIOR_TENSORS, MixturePrior
 from ._random import SEED_LIMIT, seed_from
 from ._tables import TableSchema
 from ._threads import chosen_threads
@@ -66,6 +67,12 @@ class FittedVAE:
         else on the CPU.
     owner : str
         The estimator's class name, for error messages.
+    prior : MixturePrior or None
+        The latent prior p(z): None for N(0, I), the prior the network was
+        trained with, or a Gaussian mixture fitted to the training rows' codes
+        after training (see :mod:`skvae._priors`). Sampling draws z from it and
+        every importance-weighted computation (the log-likelihood, conditional
+        draws and means) uses its density, so they are those of one model.
 
     Two models are equal only when they are the same object: the module's
     weights are not compared.
@@ -78,6 +85,17 @@ class FittedVAE:
     noise_seed: int
     device: torch.device
     owner: str = field(default="estimator", compare=False)
+    prior: MixturePrior = None
+
+    @property
+    def log_prior(self):
+        """log p(z) of the model's prior, as a function of a latent tensor."""
+        return standard_normal_log_prob if self.prior is None else self.prior.log_prob
+
+    @property
+    def prior_name(self):
+        """``"standard"`` for N(0, I), ``"mixture"`` for a fitted mixture."""
+        return "standard" if self.prior is None else "mixture"
 
     @property
     def n_components(self):
@@ -170,6 +188,16 @@ class FittedVAE:
                 finish=self.data_space.to_data,
             )
 
+    def posteriors(self, X):
+        """Means and log-variances of q(z | x) of the rows ``X`` (table codes), float64."""
+        both = self._map_rows(lambda x: torch.cat(self.module.encode(x), dim=-1), X,
+                              CHUNK_ROWS)
+        return both[:, :self.n_components], both[:, self.n_components:]
+
+    def with_prior(self, prior):
+        """This model with the latent prior ``prior`` (a MixturePrior, or None for N(0, I))."""
+        return replace(self, prior=prior)
+
     # ---------------------------------------------------------- generation
 
     def sample(self, n_samples, seed, *, return_mean=False):
@@ -177,9 +205,16 @@ class FittedVAE:
         return self.schema.to_user(self.sample_rows(n_samples, seed, return_mean=return_mean))
 
     def sample_rows(self, n_samples, seed, *, return_mean=False):
-        """Rows drawn from the model (or their decoder means) as table codes."""
+        """Rows drawn from the model (or their decoder means) as table codes.
+
+        Gaussian columns are clipped to their observed range and whole-number
+        ones rounded (:meth:`DataSpace.into_support`).
+        """
         generator = torch.Generator().manual_seed(seed)
-        z = torch.randn((n_samples, self.n_components), generator=generator)
+        if self.prior is None:
+            z = torch.randn((n_samples, self.n_components), generator=generator)
+        else:
+            z = self.prior.sample(n_samples, generator)
         with torch.no_grad():
             params = map_in_fixed_chunks(
                 self.module.decoder, z.to(self.device_here), CHUNK_ROWS
@@ -196,7 +231,7 @@ class FittedVAE:
                 f"{self.owner} generated NaN or infinite values: its decoder "
                 "or scaling overflows float64. Refit the model (on rescaled data)."
             )
-        return samples
+        return self.data_space.into_support(samples)
 
     def sample_given(self, X, n_draws, seed, *, return_mean=False):
         """The rows ``X`` (table codes) with their holes drawn from p(x_mis | x_obs).
@@ -211,13 +246,13 @@ class FittedVAE:
             noise = torch.randn((n_draws, x.shape[0], self.n_components),
                                 generator=generator, device=x.device)
             if return_mean:
-                return self.module.conditional_mean(x, noise)
-            return self.module.conditional_draw(x, noise, generator)
+                return self.module.conditional_mean(x, noise, self.log_prior)
+            return self.module.conditional_draw(x, noise, generator, self.log_prior)
 
         values = self.data_space.to_data(
             self._map_rows(draw, X, self._importance_rows(n_draws)))
         missing = np.isnan(X)
-        filled = np.where(missing, values, X)
+        filled = np.where(missing, self.data_space.into_support(values), X)
         if not np.all(np.isfinite(filled)):
             raise ValueError(
                 f"{self.owner} generated NaN or infinite values: its decoder "
@@ -237,7 +272,8 @@ class FittedVAE:
         """
         seed = self.noise_seed if random_state is None else seed_from(random_state)
         log_px = self._map_rows(
-            lambda x: self.module.log_likelihood(x, self.row_noise(x, seed, n_draws)),
+            lambda x: self.module.log_likelihood(x, self.row_noise(x, seed, n_draws),
+                                                 self.log_prior),
             X, self._importance_rows(n_draws), verbose=verbose,
         )
         if complete:
@@ -264,7 +300,8 @@ class FittedVAE:
         seed = self.noise_seed
 
         def terms(x):
-            return self.module.posterior_feature_terms(x, self.row_noise(x, seed, n_draws))
+            return self.module.posterior_feature_terms(
+                x, self.row_noise(x, seed, n_draws), self.log_prior)
 
         return self._map_rows(terms, X, self._importance_rows(n_draws),
                               finish=self.data_space.column_terms_to_data)
@@ -275,7 +312,11 @@ class FittedVAE:
                               finish=self.data_space.column_terms_to_data)
 
     def negative_kl(self, X):
-        """-KL(q(z | x) || N(0, I)) of each row: how typical its latent code is."""
+        """-KL(q(z | x) || N(0, I)) of each row: how typical its latent code is.
+
+        Against N(0, I), the prior of training, whatever ``prior`` is (only the
+        outlier detector uses it, and it has no other prior).
+        """
 
         def negative_kl(x):
             mean, log_variance = self.module.encode(x)
@@ -308,13 +349,13 @@ class FittedVAE:
         if draw_seed is None:
             def impute(x):
                 return self.module.conditional_mean(
-                    x, self.row_noise(x, self.noise_seed, n_draws))
+                    x, self.row_noise(x, self.noise_seed, n_draws), self.log_prior)
         else:
             generator = torch.Generator(device=self.device_here).manual_seed(draw_seed)
 
             def impute(x):
                 return self.module.conditional_draw(
-                    x, self.row_noise(x, draw_seed, n_draws), generator)
+                    x, self.row_noise(x, draw_seed, n_draws), generator, self.log_prior)
 
         values = self._map_rows(impute, X, self._importance_rows(n_draws))
         return self.data_space.to_data(values)
@@ -334,6 +375,8 @@ class FittedVAE:
             name: tensor.detach().cpu().contiguous()
             for name, tensor in self.module.state_dict().items()
         }
+        if self.prior is not None:
+            weights.update(self.prior.to_tensors())
         return state, weights
 
     @classmethod
@@ -360,8 +403,11 @@ class FittedVAE:
         if not (type(seed) is int and 0 <= seed < SEED_LIMIT):
             raise ValueError(f"noise_seed={seed!r} is not an integer in [0, 2**32).")
         device = recorded_device(state["device"])
-        module = spec.build_with_weights(weights).to(usable_device(device))
-        model = cls(schema, data_space, spec, module, seed, device, owner)
+        # A file without the prior's entries (all files before it) has N(0, I).
+        prior = MixturePrior.from_tensors(weights, spec.n_components)
+        network_weights = {k: v for k, v in weights.items() if k not in PRIOR_TENSORS}
+        module = spec.build_with_weights(network_weights).to(usable_device(device))
+        model = cls(schema, data_space, spec, module, seed, device, owner, prior)
         model.check_works()
         return model
 

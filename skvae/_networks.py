@@ -373,7 +373,7 @@ class VAE(nn.Module):
         return self._completed_terms(self.likelihood.log_prob_terms(x, params), params,
                                      observed)
 
-    def posterior_feature_terms(self, x, noise):
+    def posterior_feature_terms(self, x, noise, log_prior=standard_normal_log_prob):
         """log p(x_j | z) of each column, averaged over p(z | x_obs) by importance weights.
 
         ``noise`` holds K posterior draws per row, as for :meth:`log_likelihood`;
@@ -383,7 +383,7 @@ class VAE(nn.Module):
         (n, n_columns); a missing column holds minus its entropy at
         ``z = E[z | x]``, as in :meth:`reconstruction_feature_terms`.
         """
-        params, weights = self._importance_weights(x, noise)
+        params, weights = self._importance_weights(x, noise, log_prior)
         filled, observed = self._split_missing(x)
         terms = (weights[..., None] * self.likelihood.log_prob_terms(filled, params)).sum(0)
         if observed is None:
@@ -423,18 +423,20 @@ class VAE(nn.Module):
         kl = kl_divergence_standard_normal(mean, log_variance)
         return negative_elbo(reconstruction, kl, beta)
 
-    def log_likelihood(self, x, noise):
+    def log_likelihood(self, x, noise, log_prior=standard_normal_log_prob):
         """Importance-weighted estimate of log p(x), one value per row.
 
         ``noise`` holds K standard-normal draws per row, shape
         (K, n, n_components), or K draws shared by every row, shape
         (K, n_components). Either way a row's estimate depends on its own draws
-        only, not on the other rows in the batch.
+        only, not on the other rows in the batch. ``log_prior`` is the prior's
+        log-density, log p(z): the bound is one for the model with that prior
+        (see :mod:`skvae._priors`); training uses N(0, I).
         """
-        _, log_terms = self._posterior_draws(x, noise)
+        _, log_terms = self._posterior_draws(x, noise, log_prior)
         return importance_weighted_log_likelihood(*log_terms)
 
-    def _posterior_draws(self, x, noise):
+    def _posterior_draws(self, x, noise, log_prior=standard_normal_log_prob):
         """The decoder's parameters at K posterior draws per row, and their log-densities.
 
         Returns ``params`` of shape (K, n, outputs) and the three terms of the
@@ -449,32 +451,32 @@ class VAE(nn.Module):
         params = self.decoder(z.reshape(-1, z.shape[-1])).reshape(z.shape[0], z.shape[1], -1)
         return params, (
             self.likelihood.log_prob(x, params, observed),
-            standard_normal_log_prob(z),
+            log_prior(z),
             diagonal_normal_log_prob(z, mean, log_variance),
         )
 
-    def _importance_weights(self, x, noise):
+    def _importance_weights(self, x, noise, log_prior=standard_normal_log_prob):
         """Parameters at K posterior draws and their self-normalised importance weights.
 
         The weights, shape (K, n), are those of sampling importance resampling
         from p(z | x_obs).
         """
-        params, (log_px_z, log_pz, log_qz) = self._posterior_draws(x, noise)
+        params, (log_px_z, log_pz, log_qz) = self._posterior_draws(x, noise, log_prior)
         return params, torch.softmax(log_px_z + log_pz - log_qz, dim=0)
 
-    def conditional_mean(self, x, noise):
+    def conditional_mean(self, x, noise, log_prior=standard_normal_log_prob):
         """Importance-weighted E[x | x_obs] per row, in the likelihood's layout.
 
         Means of numeric entries and probabilities of categories, averaged over
         the posterior draws with their importance weights (the single imputation
         of Mattei and Frellsen, 2019).
         """
-        params, weights = self._importance_weights(x, noise)
+        params, weights = self._importance_weights(x, noise, log_prior)
         return (weights[..., None] * self.likelihood.mean(params)).sum(0)
 
-    def conditional_draw(self, x, noise, generator):
+    def conditional_draw(self, x, noise, generator, log_prior=standard_normal_log_prob):
         """One draw of x from p(x | x_obs) per row, by sampling importance resampling."""
-        params, weights = self._importance_weights(x, noise)
+        params, weights = self._importance_weights(x, noise, log_prior)
         chosen = torch.multinomial(weights.T, 1, generator=generator)[:, 0]  # (n,)
         params = params[chosen, torch.arange(params.shape[1], device=params.device)]
         return self.likelihood.sample(params, generator=generator)

@@ -31,6 +31,10 @@ from safetensors.torch import save as safetensors_bytes
 
 from ._base import BaseVAE
 from ._networks import MAX_WEIGHT_TENSORS
+from ._priors import PRIOR_TENSORS
+
+# The most tensors a model file holds: the largest network's and a sampling prior's.
+_MAX_FILE_TENSORS = MAX_WEIGHT_TENSORS + len(PRIOR_TENSORS)
 
 FORMAT = "skvae"
 FORMAT_VERSION = 4
@@ -400,14 +404,14 @@ def _read_safetensors(data, path):
     # 100,000 empty tensors that a crafted file of a few MB holds.
     header = None
     n_tensors = _count_tensor_entries(data)
-    if n_tensors <= MAX_WEIGHT_TENSORS:
+    if n_tensors <= _MAX_FILE_TENSORS:
         header = _safetensors_header(data)
         n_tensors = len(header) - ("__metadata__" in header) if header else 0
-    if n_tensors > MAX_WEIGHT_TENSORS:
+    if n_tensors > _MAX_FILE_TENSORS:
         raise ModelFileError(
             f"{path!r} is not an skvae model file: its header declares {n_tensors} "
-            f"tensors, more than the {MAX_WEIGHT_TENSORS} of the largest network skvae "
-            "builds."
+            f"tensors, more than the {_MAX_FILE_TENSORS} of the largest network skvae "
+            "builds, with a sampling prior."
         )
     try:
         # From bytes in memory, never memory-mapped: the loaded model owns its

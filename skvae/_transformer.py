@@ -4,8 +4,11 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils._param_validation import StrOptions
 
 from ._base import BaseVAE
+from ._prior_fitting import fit_mixture_prior
+from ._random import spawned_seed
 
 
 class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
@@ -163,6 +166,30 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         of the latent space, at about K times the decoder's cost per step. It
         has no KL weight, so it needs ``beta=1``. ``loss_curve_`` and
         ``validation_scores_`` then report that bound.
+    sampling_prior : {"mixture", "standard"}, default="mixture"
+        The latent prior of the fitted model. ``"standard"`` is N(0, I), the
+        prior the network is trained against. ``"mixture"`` replaces it after
+        training by a 10-component Gaussian mixture
+        (:class:`~sklearn.mixture.GaussianMixture`, seeded from
+        ``random_state``; full covariances up to 32 latent dimensions, diagonal
+        beyond, where full ones cost seconds) fitted to posterior draws of the training rows' codes
+        (5 per row, at most 20,000 in all): ex-post density estimation (Ghosh
+        et al., 2020). The encoder's codes do not fill N(0, I), and decoding
+        draws from its empty regions gives rows unlike the data; the mixture
+        puts :meth:`sample`'s draws where the codes are. It is the model's
+        prior, not only the sampler's: :meth:`score_samples`, ``sample(given=...)``
+        and :meth:`sample` all use it, so scores remain an importance-weighted
+        bound on log p(x) for the model with that prior. The default by
+        measurement (``benchmarks/results_synthetic.md``): on the four real
+        tables there, a classifier tells its samples from real rows less well
+        than with N(0, I) on every table (mean C2ST ROC-AUC 0.887 against
+        0.905), and the held-out log-likelihood is higher on every table. The mixture is
+        refitted at the end of every :meth:`fit` and :meth:`partial_fit` call,
+        on that call's rows (so with ``warm_start`` or ``partial_fit`` it
+        follows the network), and is kept in model files; ``sampling_prior_``
+        says which prior the fitted model has (``set_params`` after fitting
+        changes it at the next fit only). :meth:`transform` and the network
+        are the same under either prior.
     device : str or torch.device, default="auto"
         Where to train and compute: ``"auto"`` uses CUDA when available, else the
         CPU. A model fitted on a GPU can be unpickled and used on a CPU-only
@@ -207,6 +234,10 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         Held-out ELBO per row after each epoch with ``early_stopping``, else None.
     best_validation_score_ : float or None
         Highest value in ``validation_scores_``, whose weights are kept.
+    sampling_prior_ : str
+        The prior of the fitted model, ``"standard"`` or ``"mixture"`` (see
+        ``sampling_prior``); model files written before the mixture load as
+        ``"standard"``.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (``n_features_in_``,)
@@ -225,6 +256,9 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
 
     Burda, Y., Grosse, R. and Salakhutdinov, R. (2016). Importance Weighted
     Autoencoders. ICLR.
+
+    Ghosh, P., Sajjadi, M. S. M., Vergari, A., Black, M. and Schölkopf, B.
+    (2020). From Variational to Deterministic Autoencoders. ICLR.
 
     Examples
     --------
@@ -249,6 +283,13 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
     # The cosine schedule's peak rate for "auto" (the base class's is the
     # constant-schedule 1e-3 the imputer keeps).
     _AUTO_LEARNING_RATE = {"dense": 2e-3, "conv": 1e-3}
+    _parameter_constraints = {
+        **BaseVAE._parameter_constraints,
+        "sampling_prior": [StrOptions({"standard", "mixture"})],
+    }
+    # Files written before the mixture prior have N(0, I), and refit so.
+    _parameters_newer_than_files = {**BaseVAE._parameters_newer_than_files,
+                                    "sampling_prior": "standard"}
 
     def __init__(
         self,
@@ -274,6 +315,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         n_iter_no_change=10,
         n_importance_samples=50,
         n_training_samples=1,
+        sampling_prior="mixture",
         device="auto",
         random_state=None,
         verbose=0,
@@ -357,6 +399,19 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         weights = np.linspace(0.0, 1.0, n_steps, dtype=start.dtype)[None, :, None]
         path = (1 - weights) * start[:, None, :] + weights * end[:, None, :]
         return fitted.inverse_transform(path.reshape(-1, start.shape[1]))
+
+    def _fit_extras(self, model, X, *, warm, one_pass):
+        # Fitted on this call's rows, after its training: the prior of the
+        # network as it now is (see sampling_prior).
+        if self.sampling_prior == "standard":
+            return {}
+        prior = fit_mixture_prior(*model.posteriors(X), spawned_seed(model.noise_seed, 0))
+        return {"_model": model.with_prior(prior)}
+
+    @property
+    def sampling_prior_(self):
+        """The fitted model's prior: ``"standard"`` (N(0, I)) or ``"mixture"``."""
+        return self._snapshot()._model.prior_name
 
     @property
     def _n_features_out(self):

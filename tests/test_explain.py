@@ -1,14 +1,11 @@
 """Per-feature scores, thresholds by false-alarm rate and p-values of the detector."""
 
-import json
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from safetensors import safe_open
-from safetensors.torch import save as safetensors_bytes
 from scipy import stats
 from sklearn.exceptions import ConvergenceWarning
 
@@ -16,7 +13,8 @@ import skvae
 from skvae import ModelFileError, VAEOutlierDetector, load, save
 from skvae._likelihoods import BernoulliLikelihood, GaussianLikelihood, MixedLikelihood
 from skvae._outlier import MAX_REFERENCE_SCORES, conformal_p_values, reference_scores
-from skvae._persistence import _checksum
+
+from _model_files import read_model_file, write_model_file
 
 
 def fit(X, **params):
@@ -308,19 +306,6 @@ def test_thresholds_and_p_values_survive_save_and_load(gaussian_detector, tmp_pa
     np.testing.assert_array_equal(loaded.score_features(rows), detector.score_features(rows))
 
 
-def _read(path):
-    with safe_open(path, framework="pt") as file:
-        metadata = file.metadata()
-        weights = {name: file.get_tensor(name) for name in file.keys()}
-    return json.loads(metadata["skvae"]), weights
-
-
-def _write(path, content, weights):
-    document = json.dumps(content)
-    metadata = {"skvae": document, "skvae.sha256": _checksum(document, weights)}
-    path.write_bytes(safetensors_bytes(weights, metadata=metadata))
-
-
 @pytest.mark.parametrize("scores, message", [
     ([float("nan"), 1.0], "training_scores=nan is not finite"),
     ([1.0, float("inf")], "not finite"),
@@ -333,9 +318,9 @@ def _write(path, content, weights):
 ], ids=["nan", "inf", "unsorted", "empty", "string", "string entry", "too long", "huge"])
 def test_a_file_with_a_bad_score_array_is_refused(X, tmp_path, scores, message):
     save(fit(X, max_iter=2), tmp_path / "model.skvae")
-    content, weights = _read(tmp_path / "model.skvae")
+    content, weights = read_model_file(tmp_path / "model.skvae")
     content["fitted"]["training_scores"] = scores
-    _write(tmp_path / "changed.skvae", content, weights)
+    write_model_file(tmp_path / "changed.skvae", content, weights)
     with pytest.raises(ModelFileError, match=f"changed.skvae.*{message}"):
         load(tmp_path / "changed.skvae")
 
@@ -344,17 +329,17 @@ def test_a_detector_file_from_before_the_training_scores_loads(X, tmp_path):
     """Files of the same format version written before p_values keep loading."""
     detector = fit(X, max_iter=2)
     save(detector, tmp_path / "model.skvae")
-    content, weights = _read(tmp_path / "model.skvae")
+    content, weights = read_model_file(tmp_path / "model.skvae")
     del content["fitted"]["training_scores"]
-    _write(tmp_path / "old.skvae", content, weights)
+    write_model_file(tmp_path / "old.skvae", content, weights)
     old = load(tmp_path / "old.skvae")
     np.testing.assert_array_equal(old.decision_function(X), detector.decision_function(X))
     with pytest.raises(ValueError, match="saved before skvae kept the training scores"):
         old.p_values(X)
     save(old, tmp_path / "resaved.skvae")  # saved as it came: without the entry
-    assert "training_scores" not in _read(tmp_path / "resaved.skvae")[0]["fitted"]
+    assert "training_scores" not in read_model_file(tmp_path / "resaved.skvae")[0]["fitted"]
     content["fitted"]["unexpected"] = 1
-    _write(tmp_path / "extra.skvae", content, weights)
+    write_model_file(tmp_path / "extra.skvae", content, weights)
     with pytest.raises(ModelFileError, match="fitted state is invalid: the entries are"):
         load(tmp_path / "extra.skvae")
 

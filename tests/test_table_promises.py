@@ -2,7 +2,6 @@
 fitted; the likelihood choice is relative to the data's scale and the same for
 streamed data; bad cells, crafted files and a missing pandas get clear errors."""
 
-import json
 import pickle
 import subprocess
 import sys
@@ -10,15 +9,14 @@ import warnings
 
 import numpy as np
 import pytest
-from safetensors import safe_open
-from safetensors.torch import save as safetensors_bytes
 from sklearn.exceptions import ConvergenceWarning
 
 from skvae import ModelFileError, VAEImputer, VAETransformer, load, save
 from skvae._data import _STATS_BLOCK_ROWS, DataSpace
-from skvae._persistence import _checksum
 from skvae import _tables
 from skvae._tables import TableSchema
+
+from _model_files import read_model_file, write_model_file
 
 pd = pytest.importorskip("pandas")
 
@@ -331,19 +329,6 @@ def test_a_container_where_a_category_belongs_is_an_unknown_category():
 
 
 # ---------------------------------------------------- 17. crafted files
-
-
-def read_model_file(path):
-    with safe_open(path, framework="pt") as file:
-        metadata = file.metadata()
-        weights = {name: file.get_tensor(name) for name in file.keys()}
-    return json.loads(metadata["skvae"]), weights
-
-
-def write_model_file(path, content, weights):
-    document = json.dumps(content)
-    metadata = {"skvae": document, "skvae.sha256": _checksum(document, weights)}
-    path.write_bytes(safetensors_bytes(weights, metadata=metadata))
 
 
 def crafted(tmp_path, X, change, categorical_features="from_dtype"):
