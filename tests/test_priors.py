@@ -334,9 +334,13 @@ def test_a_file_written_before_the_prior_loads_with_the_standard_prior():
     old = np.load(OLD_FILE.with_suffix(".npz"))
     loaded = load(OLD_FILE)
     assert loaded.sampling_prior == "standard" and loaded.sampling_prior_ == "standard"
-    np.testing.assert_array_equal(loaded.score_samples(old["X"]), old["score_samples"])
-    np.testing.assert_array_equal(loaded.sample(6, random_state=1), old["sample"])
-    np.testing.assert_array_equal(loaded.transform(old["X"]), old["transform"])
+    # Recorded on one CPU (an AMD EPYC): another picks other MKL kernels, whose
+    # float32 sums may differ in the last bits. A mixture prior or a clipped
+    # sample would differ far beyond float32 rounding.
+    for got, name in ((loaded.score_samples(old["X"]), "score_samples"),
+                      (loaded.sample(6, random_state=1), "sample"),
+                      (loaded.transform(old["X"]), "transform")):
+        np.testing.assert_allclose(got, old[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_the_sampling_prior_is_a_checked_parameter(X):

@@ -127,4 +127,6 @@ def test_a_file_without_the_support_samples_as_before():
     old = np.load(OLD_FILE.with_suffix(".npz"))
     loaded = load(OLD_FILE)
     assert loaded._model.data_space.support is None
-    np.testing.assert_array_equal(loaded.sample(6, random_state=1), old["sample"])
+    # Within float32 rounding: recorded on another CPU, see test_priors.py.
+    np.testing.assert_allclose(loaded.sample(6, random_state=1), old["sample"], rtol=1e-5,
+                               atol=1e-6)
