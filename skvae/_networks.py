@@ -58,9 +58,12 @@ MAX_WEIGHT_TENSORS = 4 * MAX_LAYERS + 9
 
 # hidden_layer_sizes="auto": the widths for rows of at least WIDE_ROW values
 # (images such as MNIST's 784 pixels), and for narrower rows (tables, the 64
-# pixels of the digits). Measured in benchmarks/results_defaults.md (issue 20):
-# on the digits (256, 128) reached the held-out likelihood of (512, 256) at a
-# third of the cost of a step; MNIST-8k keeps the (512, 256) it was tuned with.
+# pixels of the digits). The narrow network has a third of the wide one's
+# weights on a 64-value row (50,000 against 167,000 in the encoder), and with
+# it the new defaults beat the held-out likelihood of the old (512, 256) ones
+# on the digits and two real tables in 0.34-0.64 of their one-thread time
+# (benchmarks/results_defaults.md, issue 20). MNIST-8k keeps the (512, 256) it
+# was tuned with.
 WIDE_ROW = 256
 AUTO_HIDDEN_LAYER_SIZES = {"wide": (512, 256), "narrow": (256, 128)}
 

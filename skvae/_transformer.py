@@ -43,11 +43,11 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         Widths of the encoder's hidden layers; the decoder uses them in reverse.
         ``"auto"``: (512, 256) for rows of 256 values or more (images such as
         MNIST), (256, 128) for narrower rows (tables, small images such as the
-        8 x 8 digits), where the wider network costs three times as much per
-        step for no better held-out likelihood (``benchmarks/results_defaults.md``).
-        Columns are counted as the network reads them (a categorical column
-        counts once per level). Used with ``architecture="dense"`` only; the conv network takes its
-        widths from ``conv_channels`` and ``conv_dense_width``.
+        8 x 8 digits): a third of the weights there, and as good a fit of the
+        digits and real tables (``benchmarks/results_defaults.md``). Columns
+        are counted as the network reads them (a categorical column counts once
+        per level). Used with ``architecture="dense"`` only; the conv network
+        takes its widths from ``conv_channels`` and ``conv_dense_width``.
     architecture : {"dense", "conv"}, default="dense"
         Network type: multilayer perceptrons for tabular data, or convolutional
         networks for images (rows of ``X`` stay flat; see ``image_shape``).
