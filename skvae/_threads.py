@@ -309,11 +309,11 @@ def chosen_threads(module, *, n_calls=None, device=None, same_bits=None):
 
 def _candidates(module, n_calls, device, previous):
     """The thread counts :func:`chosen_threads` may choose from (one: no choice)."""
-    if (device is not None and torch.device(device).type != "cpu") or _has_convolutions(module):
-        return (previous,)
-    fixed = user_threads()
+    fixed = user_threads()  # the user's count holds for every network, conv included
     if fixed is not None:
         return (fixed,)
+    if (device is not None and torch.device(device).type != "cpu") or _has_convolutions(module):
+        return (previous,)
     if n_calls is not None and n_calls < MIN_MEASURED_CALLS:
         return (1,)  # too short to measure, or to check that its shapes give the same bits
     return (1, previous)

@@ -210,6 +210,13 @@ def test_convolutional_networks_are_not_measured(two_threads, monkeypatch):
                        conv_dense_width=8, likelihood="bernoulli", batch_size=32, max_iter=1,
                        device="cpu"), X)
     assert set(counts_of(seen, vae)) == {2}
+    # A count the user chose holds for a conv network too.
+    seen.clear()
+    monkeypatch.setenv("SKVAE_THREADS", "1")
+    vae = fit(VAETransformer(architecture="conv", image_shape=(8, 8), conv_channels=(4,),
+                       conv_dense_width=8, likelihood="bernoulli", batch_size=32, max_iter=1,
+                       device="cpu"), X)
+    assert set(counts_of(seen, vae)) == {1} and torch.get_num_threads() == 2
 
 
 def fitted_outputs(make, X):
