@@ -177,6 +177,11 @@ class BaseVAE(BaseEstimator):
         """
         attributes = fitted_attributes_from_state(
             state, weights, self._extra_entries, owner=type(self).__name__)
+        if attributes["_model"].prior is not None and "sampling_prior" not in vars(self):
+            # Only the transformer fits a mixture prior; another estimator's
+            # file holding one was crafted, and its scores would use it.
+            raise ValueError(f"{type(self).__name__} has no sampling prior, but the "
+                             "state holds one.")
         self.__dict__ = {**vars(self), **attributes, **self._fresh_attributes()}
 
     def _snapshot(self):

@@ -324,6 +324,20 @@ def test_a_model_file_with_a_bad_prior_is_refused(both, tmp_path, name, change, 
         load(tmp_path / "bad.skvae")
 
 
+def test_a_prior_in_another_estimators_file_is_refused(both, X, tmp_path):
+    save(both[1], tmp_path / "m.skvae")
+    prior = {name: tensor for name, tensor in read_model_file(tmp_path / "m.skvae")[1].items()
+             if name in PRIOR_TENSORS}
+    detector = skvae.VAEOutlierDetector(n_components=both[1].n_components,
+                                        hidden_layer_sizes=(8,), max_iter=2,
+                                        random_state=0).fit(X)
+    save(detector, tmp_path / "d.skvae")
+    content, weights = read_model_file(tmp_path / "d.skvae")
+    write_model_file(tmp_path / "bad.skvae", content, {**weights, **prior})
+    with pytest.raises(ModelFileError, match="bad.skvae.*has no sampling prior"):
+        load(tmp_path / "bad.skvae")
+
+
 # Saved by skvae's main at b67306b, before the sampling prior existed:
 # VAETransformer(hidden_layer_sizes=(8,), max_iter=3, random_state=0, device="cpu") on
 # RandomState(0).normal(size=(40, 3)) * [1, 2, 3] + 5, with its outputs then.
