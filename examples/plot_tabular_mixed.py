@@ -118,9 +118,11 @@ axes[1].legend(fontsize=8)
 # the same columns, dtypes and categories. Synthetic penguins follow the real
 # ones, species by species. Their codes come from the Gaussian mixture fitted
 # to the training rows' codes (``sampling_prior="mixture"``, the default), where
-# N(0, I) would also draw from the holes between the species; and every number
-# stays within its column's observed range, whole-number columns (``year``)
-# rounded (by clipping and rounding the draws: the model itself is Gaussian).
+# N(0, I) would also draw from the holes between the species. Each numeric
+# column is modelled through its quantile map (``numeric_transform="auto"``, the
+# default for a table with categories), so a skewed body mass comes back skewed
+# and a value many penguins share comes back as often; every number stays
+# within its column's observed range, whole-number columns (``year``) rounded.
 
 synthetic = vae.sample(len(table), random_state=0)
 print(synthetic.head())

@@ -182,6 +182,12 @@ class BaseVAE(BaseEstimator):
             # file holding one was crafted, and its scores would use it.
             raise ValueError(f"{type(self).__name__} has no sampling prior, but the "
                              "state holds one.")
+        if (attributes["_model"].data_space.maps is not None
+                and vars(self).get("numeric_transform", "none") == "none"):
+            # Only numeric_transform maps columns: maps in the file of another
+            # estimator, or of one that maps nothing, were crafted.
+            raise ValueError(f"{type(self).__name__} maps no column (numeric_transform), "
+                             "but the state holds quantile maps.")
         self.__dict__ = {**vars(self), **attributes, **self._fresh_attributes()}
 
     def _snapshot(self):

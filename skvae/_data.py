@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 import torch
 
+from ._column_maps import QuantileMaps
 from ._likelihoods import BOUND_TOLERANCE, outside_support, refuse_outside_support
 from ._support import ColumnSupport
 from ._tables import MAX_LEVELS
@@ -61,19 +62,25 @@ def _row_blocks(X, block_rows=_STATS_BLOCK_ROWS):
         yield X[start : start + block_rows]
 
 
-def _streamed_mean_std(X):
+def _streamed_mean_std(X, transform=None):
     """Per-column mean and standard deviation of ``X`` in float64, two passes of blocks.
 
-    Missing entries (NaN) are left out, as ``np.nanmean`` does.
+    Missing entries (NaN) are left out, as ``np.nanmean`` does. ``transform``,
+    when given, is applied to each block first (the quantile maps), so the
+    statistics are of the transformed data with no transformed copy of ``X``.
     """
+    def blocks():
+        for block in _row_blocks(X):
+            yield block if transform is None else transform(block)
+
     total = np.zeros(X.shape[1])
     count = np.zeros(X.shape[1])
-    for block in _row_blocks(X):
+    for block in blocks():
         total += np.nansum(block, axis=0, dtype=np.float64)
         count += np.count_nonzero(~np.isnan(block), axis=0)
     mean = total / count
     squares = np.zeros(X.shape[1])
-    for block in _row_blocks(X):
+    for block in blocks():
         squares += np.nansum((block.astype(np.float64) - mean) ** 2, axis=0)
     return mean, np.sqrt(squares / count)
 
@@ -169,10 +176,16 @@ class DataSpace:
         The observed range and integrality of the Gaussian columns, to which
         samples are clipped and rounded (see :mod:`skvae._support`); None for
         model files written before it, whose samples are left as drawn.
+    maps : QuantileMaps or None
+        Quantile maps of some Gaussian columns (see :mod:`skvae._column_maps`),
+        applied before the scaling: those columns enter the network as
+        ``(f_j(x) - shift) / scale`` and their densities gain ``log f_j'(x)``.
+        None: no column is mapped.
     """
 
-    def __init__(self, kinds, shift, scale, levels=None, support=None):
+    def __init__(self, kinds, shift, scale, levels=None, support=None, maps=None):
         self.support = support
+        self.maps = maps
         self.kinds = tuple(kinds)
         self.shift = shift
         self.scale = scale
@@ -193,12 +206,13 @@ class DataSpace:
             and np.array_equal(self.shift, other.shift)
             and np.array_equal(self.scale, other.scale)
             and self.support == other.support
+            and self.maps == other.maps
         )
 
     __hash__ = None  # mutable arrays inside
 
     @classmethod
-    def fit(cls, X, likelihood="auto", levels=None, *, estimator_name):
+    def fit(cls, X, likelihood="auto", levels=None, *, estimator_name, numeric_transform="none"):
         """Choose the likelihoods (for ``"auto"``) and fit the scaling to the codes ``X``.
 
         Without categorical columns (``levels`` None or all 0) one likelihood
@@ -209,6 +223,13 @@ class DataSpace:
         is chosen on its own: a 0/1 column is Bernoulli (a yes/no coded as a
         number), any other Gaussian. Real-valued (Gaussian) columns are
         standardised, ignoring missing entries; other columns are left as they are.
+
+        ``numeric_transform`` "quantile" gives every Gaussian column with two or
+        more distinct values a quantile map before the scaling; "auto" does so
+        for the Gaussian columns of a table with categorical columns (each of
+        whose columns is modelled on its own) and for no homogeneous array
+        (images, arrays of numbers: their values keep one common model); "none"
+        maps nothing.
         """
         levels = tuple(levels) if levels is not None else (0,) * X.shape[1]
         streamed = is_streamed(X)
@@ -235,10 +256,15 @@ class DataSpace:
         support = ColumnSupport.fit(X, kinds)
         if not gaussian.any():
             return cls(kinds, shift, scale, levels, support)
+        mapped = numeric_transform == "quantile" or (
+            numeric_transform == "auto" and any(levels))
+        maps = QuantileMaps.fit(X, np.flatnonzero(gaussian)) if mapped else None
         # Overflow is reported below, with advice, rather than as numpy's warning.
         with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-            if streamed:  # no temporary the size of X
+            if maps is not None:  # of the mapped values, block by block
+                mean, std = _streamed_mean_std(X, maps.apply)
+            elif streamed:  # no temporary the size of X
                 mean, std = _streamed_mean_std(X)
             elif gaussian.all() and not has_missing(X):
                 mean = X.mean(axis=0, dtype=np.float64)
@@ -259,7 +285,7 @@ class DataSpace:
         # relative to the column's own mean, not to 1.
         constant = gaussian & _constant_columns(shift, scale, _observed_counts(X))
         scale[constant] = 1.0
-        return cls(kinds, shift, scale, levels, support)
+        return cls(kinds, shift, scale, levels, support, maps)
 
     @property
     def n_features(self):
@@ -282,22 +308,32 @@ class DataSpace:
 
     @property
     def log_abs_det(self):
-        """log|det| of the scaling map of a complete row, in nats.
+        """log|det| of the map from a row to the network's values, in nats.
 
         A log-density of the scaled data minus this is the log-density of the data
-        as the user passed it.
+        as the user passed it: exactly for every row when no column has a
+        quantile map, on average (:func:`~skvae._column_maps.expected_log_slope`)
+        when some do, whose rows each have their own (:meth:`log_abs_det_of`).
         """
-        return float(np.log(self.scale).sum())
+        value = float(np.log(self.scale).sum())
+        if self.maps is not None:
+            value -= float(self.maps.expected_log_slopes.sum())
+        return value
 
-    def column_terms_to_data(self, terms):
+    def _expected_log_slopes(self):
+        return self.maps.expected(self.n_features)
+
+    def column_terms_to_data(self, terms, X):
         """Per-column log-densities of scaled data as the user's columns, in data units.
 
         ``terms`` has one column per column of the likelihood, in its order
         (every column for one likelihood; for a table the Gaussian columns, then
-        the Bernoulli columns, then the categorical ones). The result has the
-        user's column order, and each Gaussian column's density is of the value
-        as passed: ``log(scale_j)`` less, so the columns of a row sum to its
-        log-density minus :attr:`log_abs_det`.
+        the Bernoulli columns, then the categorical ones), for the rows of codes
+        ``X``. The result has the user's column order, and each Gaussian
+        column's density is of the value as passed: ``log(scale_j)`` less, and
+        ``log f_j'(x_ij)`` more for a mapped column (its expected value where
+        the entry is missing, as :meth:`complete_log_abs_det_of` counts it), so
+        the columns of a row sum to its completed log-density in data units.
         """
         terms = np.asarray(terms, dtype=np.float64)
         if self.likelihood == "mixed":
@@ -305,18 +341,45 @@ class DataSpace:
             columns = np.empty_like(terms)
             columns[:, order] = terms
             terms = columns
-        return terms - np.log(self.scale)
+        terms = terms - np.log(self.scale)
+        if self.maps is not None:
+            slopes = self.maps.log_slopes(X)
+            terms += np.where(np.isnan(slopes), self._expected_log_slopes(), slopes)
+        return terms
 
     def log_abs_det_of(self, X):
-        """log|det| of the scaling of each row of ``X``: its observed entries only.
+        """log|det| of the map of each row of ``X`` (codes): its observed entries only.
 
-        The float :attr:`log_abs_det` when ``X`` has no missing entry.
+        The float :attr:`log_abs_det` when ``X`` has no missing entry and no
+        column is mapped.
         """
-        if not has_missing(X):
+        if self.maps is None and not has_missing(X):
             return self.log_abs_det
         log_scale = np.log(self.scale)
         return np.concatenate([
-            (~np.isnan(block)) @ log_scale for block in _row_blocks(X, _NAN_BLOCK_ROWS)
+            (~np.isnan(block)) @ log_scale - self._observed_log_slopes(block)
+            for block in _row_blocks(X, _NAN_BLOCK_ROWS)
+        ])
+
+    def _observed_log_slopes(self, block):
+        if self.maps is None:
+            return 0.0
+        return np.nansum(self.maps.log_slopes(block), axis=1)
+
+    def complete_log_abs_det_of(self, X):
+        """log|det| of each row of ``X`` completed for its holes.
+
+        A missing entry of a mapped column counts its column's expected
+        log-slope, an observed one its own: :attr:`log_abs_det` for a row whose
+        mapped entries are all missing. The float :attr:`log_abs_det` when no
+        column is mapped.
+        """
+        if self.maps is None:
+            return self.log_abs_det
+        expected = self._expected_log_slopes()
+        return np.concatenate([
+            self.log_abs_det + np.nansum(expected - self.maps.log_slopes(block), axis=1)
+            for block in _row_blocks(X, _NAN_BLOCK_ROWS)
         ])
 
     def check_support(self, X, *, estimator_name, what="X", clip=False):
@@ -364,8 +427,9 @@ class DataSpace:
                 # exactly, with no float64 round trip.
                 scaled = np.clip(np.ascontiguousarray(X, dtype=np.float32), 0.0, 1.0)
             elif self.likelihood == "gaussian":
+                values = X if self.maps is None else self.maps.apply(X)
                 scaled = np.ascontiguousarray(
-                    (np.asarray(X, dtype=np.float64) - self.shift) / self.scale
+                    (np.asarray(values, dtype=np.float64) - self.shift) / self.scale
                 )
             else:
                 scaled = self._mixed_tensor(X)
@@ -375,7 +439,9 @@ class DataSpace:
         n_gaussian, n_bernoulli, _ = self.layout
         out = np.empty((X.shape[0], self.n_values), dtype=np.float32)
         gaussian, bernoulli = self._columns["gaussian"], self._columns["bernoulli"]
-        out[:, :n_gaussian] = (X[:, gaussian] - self.shift[gaussian]) / self.scale[gaussian]
+        values = X if self.maps is None else self.maps.apply(X)
+        out[:, :n_gaussian] = (
+            (values[:, gaussian] - self.shift[gaussian]) / self.scale[gaussian])
         out[:, n_gaussian : n_gaussian + n_bernoulli] = np.clip(X[:, bernoulli], 0.0, 1.0)
         start = n_gaussian + n_bernoulli
         for j in self._columns["categorical"]:
@@ -396,7 +462,8 @@ class DataSpace:
         one-hot draw) becomes the code of its largest entry.
         """
         if self.likelihood != "mixed":
-            return np.asarray(values).astype(np.float64) * self.scale + self.shift
+            codes = np.asarray(values).astype(np.float64) * self.scale + self.shift
+            return codes if self.maps is None else self.maps.invert(codes)
         n_gaussian, n_bernoulli, _ = self.layout
         codes = np.empty((values.shape[0], self.n_features))
         gaussian, bernoulli = self._columns["gaussian"], self._columns["bernoulli"]
@@ -409,7 +476,7 @@ class DataSpace:
         for j in self._columns["categorical"]:
             codes[:, j] = np.argmax(values[:, start : start + self.levels[j]], axis=1)
             start += self.levels[j]
-        return codes
+        return codes if self.maps is None else self.maps.invert(codes)
 
     def into_support(self, codes):
         """Sampled codes clipped to each Gaussian column's observed range, whole-number
@@ -418,10 +485,11 @@ class DataSpace:
 
     def typical_row(self):
         """A row of codes in the middle of the data: to check that a model works."""
-        return np.where(
+        row = np.where(
             np.array(self.kinds) == "bernoulli", 0.5,
             np.where(np.array(self.kinds) == "categorical", 0.0, self.shift),
         )[None, :]
+        return row if self.maps is None else self.maps.invert(row)
 
     # ------------------------------------------------------------ persistence
 
@@ -435,6 +503,8 @@ class DataSpace:
         }
         if self.support is not None:
             state["support"] = self.support.get_state()
+        if self.maps is not None:
+            state["maps"] = self.maps.get_state()
         return state
 
     @classmethod
@@ -447,8 +517,10 @@ class DataSpace:
             Naming the entry that is missing or inconsistent.
         """
         expected = {"kinds", "levels", "shift", "scale"}
-        # "support" came later: files without it load, with samples left as drawn.
-        if not isinstance(state, dict) or not expected <= set(state) <= expected | {"support"}:
+        # "support" and "maps" came later: files without them load, with
+        # samples left as drawn and no column mapped.
+        if not isinstance(state, dict) or not (
+                expected <= set(state) <= expected | {"support", "maps"}):
             raise ValueError("the data scaling entry is malformed.")
         kinds, levels = state["kinds"], state["levels"]
         if not (isinstance(kinds, list) and len(kinds) == n_features
@@ -485,7 +557,8 @@ class DataSpace:
             )
         support = (ColumnSupport.from_state(state["support"], kinds)
                    if "support" in state else None)
-        return cls(kinds, arrays["shift"], arrays["scale"], levels, support)
+        maps = QuantileMaps.from_state(state["maps"], kinds) if "maps" in state else None
+        return cls(kinds, arrays["shift"], arrays["scale"], levels, support, maps)
 
 
 # Rows per block when looking for NaN: the boolean temporary stays a few MB.

@@ -52,6 +52,7 @@ class FitSettings:
 
     network: dict
     likelihood: str
+    numeric_transform: str
     beta: float
     batch_size: int
     learning_rate: float
@@ -92,6 +93,8 @@ class FitSettings:
         batch_size, learning_rate = params["batch_size"], params["learning_rate_init"]
         return cls(
             network=params, likelihood=params["likelihood"], beta=params["beta"],
+            # Only VAETransformer has the parameter; the others map nothing.
+            numeric_transform=params.get("numeric_transform", "none"),
             batch_size=auto_batch_size[architecture] if batch_size == "auto" else batch_size,
             learning_rate=(auto_learning_rate[architecture] if learning_rate == "auto"
                            else learning_rate),
@@ -216,7 +219,8 @@ def _starting_point(X, schema, settings, previous, init_seed, noise_seed):
     """
     if previous is None:
         data_space = DataSpace.fit(X, settings.likelihood, schema.levels,
-                                   estimator_name=settings.owner)
+                                   estimator_name=settings.owner,
+                                   numeric_transform=settings.numeric_transform)
         spec = _new_spec(data_space, settings, mask_input=has_missing(X))
         return data_space, spec, _build_seeded(spec, init_seed).to(settings.device), None, \
             noise_seed
@@ -402,4 +406,27 @@ def _warm_start_spec(model, settings):
             f"but the parameters now describe another one: {', '.join(changed)}. Set "
             "warm_start=False to fit a new network, or set the parameters back."
         )
+    _check_numeric_transform(model.data_space, settings)
     return fitted
+
+
+def _check_numeric_transform(data_space, settings):
+    """Refuse a continued fit whose ``numeric_transform`` now asks for other columns' maps.
+
+    The data layer is kept by a continued fit, so its maps are those of the
+    first fit. A layer fitted to map whose real-valued columns were all
+    constant has no maps (nothing to map) and scale 1 everywhere: that case
+    is not told apart from an unmapped one, and not refused.
+    """
+    transform = settings.numeric_transform
+    wanted = transform == "quantile" or (transform == "auto" and any(data_space.levels))
+    mapped = data_space.maps is not None
+    gaussian = np.array(data_space.kinds) == "gaussian"
+    if mapped != wanted and (mapped or np.any(data_space.scale[gaussian] != 1.0)):
+        raise ValueError(
+            f"warm_start=True and partial_fit continue training the fitted network, "
+            f"but numeric_transform={transform!r} now "
+            f"{'maps no column' if mapped else 'maps columns'} where the fitted data "
+            f"layer {'maps some' if mapped else 'maps none'}. Set warm_start=False to "
+            "fit a new network, or set the parameter back."
+        )

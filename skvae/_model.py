@@ -303,13 +303,13 @@ class FittedVAE:
             return self.module.posterior_feature_terms(
                 x, self.row_noise(x, seed, n_draws), self.log_prior)
 
-        return self._map_rows(terms, X, self._importance_rows(n_draws),
-                              finish=self.data_space.column_terms_to_data)
+        return self.data_space.column_terms_to_data(
+            self._map_rows(terms, X, self._importance_rows(n_draws)), X)
 
     def reconstruction_feature_log_likelihood(self, X):
         """Each column's term of :meth:`reconstruction_log_likelihood`: its rows' sums."""
-        return self._map_rows(self.module.reconstruction_feature_terms, X, CHUNK_ROWS,
-                              finish=self.data_space.column_terms_to_data)
+        return self.data_space.column_terms_to_data(
+            self._map_rows(self.module.reconstruction_feature_terms, X, CHUNK_ROWS), X)
 
     def negative_kl(self, X):
         """-KL(q(z | x) || N(0, I)) of each row: how typical its latent code is.
@@ -330,11 +330,13 @@ class FittedVAE:
         A missing entry adds the expected log-density of its column under the
         model given the row's code, ``-H(p(x_j | z = E[z | x]))``, so a row does
         not look likelier for having fewer terms. In data units this leaves the
-        scaling's full log-determinant to subtract, as for a complete row.
+        scaling's full log-determinant to subtract, as for a complete row (a
+        missing entry of a quantile-mapped column counts its map's expected
+        log-slope, :meth:`DataSpace.complete_log_abs_det_of`).
         """
         if has_missing(X):
             log_px_scaled -= self._map_rows(self.module.missing_entropy, X, CHUNK_ROWS)
-        log_px_scaled -= self.data_space.log_abs_det
+        log_px_scaled -= self.data_space.complete_log_abs_det_of(X)
         return log_px_scaled
 
     # ---------------------------------------------------------- imputation

@@ -107,6 +107,23 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         :meth:`score_samples`: an error naming the column and the value, or
         (``"ignore"``) a missing entry, as
         :class:`~sklearn.preprocessing.OneHotEncoder` does.
+    numeric_transform : {"auto", "quantile", "none"}, default="auto"
+        How real-valued (Gaussian) columns are shaped before the network models
+        them. ``"quantile"``: each gets a monotone, piecewise-linear map that
+        sends its training quantiles (up to 1,000, ties merged) to the standard
+        normal's, continued linearly beyond the training range, as
+        :class:`~sklearn.preprocessing.QuantileTransformer` with
+        ``output_distribution="normal"`` does; then the standardisation. A
+        skewed price, a two-humped wage or a count piled up at zero is then
+        modelled, and sampled, with its own shape rather than as a bell. Its
+        log-slope enters every likelihood (a change of variables), so
+        :meth:`score_samples` stays a log-density of the values as passed.
+        ``"none"``: standardisation only, the model of files written before
+        this parameter. ``"auto"``: ``"quantile"`` for the numeric columns of
+        a table with categorical columns (whose columns are each modelled on
+        their own), ``"none"`` for arrays and frames of numbers only (images,
+        sensor channels: one model for all their values). The default by
+        measurement: see ``benchmarks/results_synthetic.md``.
     beta : float, default=1.0
         Weight of the KL term. 1 is the standard VAE and gives a proper bound on
         the log-likelihood; larger values trade reconstruction for a smoother
@@ -286,10 +303,13 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
     _parameter_constraints = {
         **BaseVAE._parameter_constraints,
         "sampling_prior": [StrOptions({"standard", "mixture"})],
+        "numeric_transform": [StrOptions({"auto", "quantile", "none"})],
     }
     # Files written before the mixture prior have N(0, I), and refit so.
     _parameters_newer_than_files = {**BaseVAE._parameters_newer_than_files,
-                                    "sampling_prior": "standard"}
+                                    "sampling_prior": "standard",
+                                    # ... and before the quantile maps, none.
+                                    "numeric_transform": "none"}
 
     def __init__(
         self,
@@ -304,6 +324,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         likelihood="auto",
         categorical_features="from_dtype",
         handle_unknown="error",
+        numeric_transform="auto",
         beta=1.0,
         batch_size="auto",
         learning_rate="cosine",

@@ -359,7 +359,7 @@ def test_column_terms_come_back_in_the_users_column_order_in_data_units():
                       np.array([0.0, 1.0, 0.0, 5.0]), np.array([1.0, 2.0, 1.0, 10.0]),
                       [3, 0, 0, 0])
     terms = np.array([[-1.0, -3.0, -2.0, -4.0]])  # g(col 1), g(col 3), b(col 2), c(col 0)
-    np.testing.assert_allclose(space.column_terms_to_data(terms),
+    np.testing.assert_allclose(space.column_terms_to_data(terms, np.zeros((1, 4))),
                                [[-4.0, -1.0 - np.log(2.0), -2.0, -3.0 - np.log(10.0)]])
 
 

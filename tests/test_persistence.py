@@ -794,5 +794,7 @@ def test_the_largest_allowed_number_of_draws_does_not_make_loading_costly(tmp_pa
     write_model_file(tmp_path / "many.skvae", content, weights)
     start = time.perf_counter()
     loaded = load(tmp_path / "many.skvae")
-    assert time.perf_counter() - start < 2.0  # it took 55 s and 10 GB before
+    # It took 55 s and 10 GB before; about 1 s on a quiet core, up to 3 s on two
+    # busy ones: the bound tells the two apart on a loaded machine too.
+    assert time.perf_counter() - start < 10.0
     assert loaded.n_importance_samples == 2**20

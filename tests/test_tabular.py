@@ -264,7 +264,8 @@ def test_a_row_with_more_holes_does_not_look_more_normal_to_the_detector(frame):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         detector = small(VAEOutlierDetector, max_iter=60).fit(frame)
-        transformer = small(max_iter=60).fit(frame)
+        # The same data layer as the detector's (which maps no column).
+        transformer = small(max_iter=60, numeric_transform="none").fit(frame)
     complete = frame.dropna().reset_index(drop=True)
     rng = np.random.RandomState(1)
     holed = complete.mask(rng.rand(*complete.shape) < 0.4)
