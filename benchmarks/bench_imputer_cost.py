@@ -35,6 +35,7 @@ minutes, run ``--old-repeats`` times, in the default setting only unless
 import argparse
 import datetime
 import json
+import math
 import platform
 import shlex
 import statistics
@@ -55,8 +56,8 @@ import skvae
 from skvae import VAEImputer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_imputation as protocol  # noqa: E402
-from _provenance import source_fingerprint, stamp_report  # noqa: E402
+import bench_imputation as protocol
+from _provenance import source_fingerprint, stamp_report
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results_imputer_cost.md"
 QUICK_OUTPUT = Path(__file__).resolve().parent / "output" / "results_imputer_cost_quick.md"
@@ -71,6 +72,10 @@ OLD_DEFAULTS = {
 }
 # Parameters over the defaults for "new" (--new-params): a candidate for them.
 NEW_PARAMS = {}
+# --new-steps: a budget of optimizer steps for "new" whatever the table's size,
+# given as each table's max_iter (its epochs of those steps, within bounds), as
+# skvae._schedules.auto_max_iter sizes max_iter="auto" with its own 3,200 steps.
+NEW_STEPS = {}
 METHODS = ("IterativeImputer", "VAE old defaults", "VAE new defaults")
 SHORT = {"IterativeImputer": "Iter", "VAE old defaults": "old", "VAE new defaults": "new"}
 THREADS = ("default", "one")
@@ -82,10 +87,25 @@ def fit_and_fill(method, holes, categorical, seed):
         return protocol.impute("IterativeImputer (BayesianRidge)", holes, categorical,
                                seed), 0.0
     params = OLD_DEFAULTS if method == "VAE old defaults" else NEW_PARAMS
+    if method == "VAE new defaults" and NEW_STEPS:
+        params = {**params, "max_iter": step_budget_epochs(holes.shape[0], params)}
     imputer = VAEImputer(random_state=seed, **params).fit(holes)
     start = time.process_time()
     filled = imputer.transform(holes)
     return filled, time.process_time() - start
+
+
+def step_budget_epochs(n_rows, params):
+    """Epochs of ``NEW_STEPS["steps"]`` steps for a fit on ``n_rows`` rows, within bounds.
+
+    The training rows are those early stopping leaves (all tables here have at
+    least 100 rows), the batch that of ``params`` (or the default).
+    """
+    imputer = VAEImputer(**params)
+    n_train = n_rows - max(1, round(imputer.validation_fraction * n_rows))
+    batch = min(imputer.batch_size, n_train)
+    epochs = round(NEW_STEPS["steps"] / math.ceil(n_train / batch))
+    return min(NEW_STEPS["max_epochs"], max(NEW_STEPS["min_epochs"], epochs))
 
 
 def run_one(frame, rate, seed, method, threads):
@@ -323,6 +343,10 @@ def main(argv=None):
     parser.add_argument("--new-params", type=json.loads, default={},
                         help="JSON of VAEImputer parameters for 'new' (a candidate for "
                         "the defaults)")
+    parser.add_argument("--new-steps", type=int, nargs="+", default=None,
+                        metavar="N", help="STEPS [MIN_EPOCHS MAX_EPOCHS] (20, 200): "
+                        "'new' trains for about STEPS optimizer steps on every table "
+                        "(with learning_rate='cosine' the schedule spans them)")
     parser.add_argument("--cache", type=Path, default=None,
                         help="JSON-lines file of finished runs (default: next to --output)")
     parser.add_argument("--resume", action="store_true",
@@ -331,6 +355,9 @@ def main(argv=None):
                         help="write the report from --cache, running nothing")
     args = parser.parse_args(argv)
     NEW_PARAMS.update(args.new_params)
+    if args.new_steps:
+        steps, lo, hi = (args.new_steps + [20, 200])[:3]
+        NEW_STEPS.update(steps=steps, min_epochs=lo, max_epochs=hi)
     if not (args.data_dir / "penguins.csv").is_file():
         sys.exit(f"No tabular data in {args.data_dir}; see ../shared/data/README.md.")
     tables, repeats = (QUICK_TABLES, 1) if args.quick else (TABLES, args.repeats)
