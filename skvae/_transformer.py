@@ -123,7 +123,11 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         a table with categorical columns (whose columns are each modelled on
         their own), ``"none"`` for arrays and frames of numbers only (images,
         sensor channels: one model for all their values). The default by
-        measurement: see ``benchmarks/results_synthetic.md``.
+        measurement (``benchmarks/results_synthetic.md``, two seeds): on the
+        four real tables there a classifier tells samples from real rows less
+        well (mean C2ST ROC-AUC 0.760 against 0.895 without the maps; slid
+        0.913 to 0.592), and the held-out log-likelihood rises by 1.9 nats per
+        row on average (penguins, without skewed columns, is unchanged).
     beta : float, default=1.0
         Weight of the KL term. 1 is the standard VAE and gives a proper bound on
         the log-likelihood; larger values trade reconstruction for a smoother

@@ -181,3 +181,12 @@ def test_a_table_file_written_before_the_maps_loads_unmapped_and_gives_its_outpu
     np.testing.assert_allclose(loaded.transform(frame), old["transform"], rtol=1e-5, atol=1e-6)
     samples = loaded.sample(6, random_state=1)[["price", "count"]].to_numpy(float)
     np.testing.assert_allclose(samples, old["sample"], rtol=1e-5)
+
+
+def test_a_table_as_an_object_array_gets_the_maps_of_its_frame():
+    X = table(120)
+    frame_fit = fit(X, max_iter=2)
+    array_fit = fit(X.to_numpy(dtype=object), max_iter=2)
+    assert array_fit._model.data_space.maps == frame_fit._model.data_space.maps
+    np.testing.assert_array_equal(array_fit.score_samples(X.to_numpy(dtype=object)),
+                                  frame_fit.score_samples(X))
