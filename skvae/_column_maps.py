@@ -29,6 +29,22 @@ from scipy.special import ndtr, ndtri
 
 # Knots per column at most: as QuantileTransformer's default ``n_quantiles``.
 MAX_KNOTS = 1000
+# Knots over all columns at most: the maps travel in a model file's JSON header,
+# which safetensors caps at 100 MB; 500,000 knots of three numbers each take
+# about 30 MB. Wide tables get fewer knots per column (784 columns: 637).
+MAX_TOTAL_KNOTS = 500_000
+
+
+def knots_per_column(n_columns):
+    """Knots each of ``n_columns`` mapped columns may have: at most ``MAX_KNOTS``,
+    and ``MAX_TOTAL_KNOTS`` over all of them (at least 2, a linear map).
+
+    Examples
+    --------
+    >>> knots_per_column(10), knots_per_column(784), knots_per_column(10**6)
+    (1000, 637, 2)
+    """
+    return int(min(MAX_KNOTS, max(2, MAX_TOTAL_KNOTS // max(n_columns, 1))))
 
 
 def fit_knots(values, max_knots=MAX_KNOTS):
@@ -213,8 +229,13 @@ class QuantileMaps:
     __hash__ = None  # mutable arrays inside
 
     @classmethod
-    def fit(cls, X, columns, max_knots=MAX_KNOTS):
-        """The maps of those ``columns`` of ``X`` with two or more distinct values, or None."""
+    def fit(cls, X, columns, max_knots=None):
+        """The maps of those ``columns`` of ``X`` with two or more distinct values, or None.
+
+        ``max_knots`` None: :func:`knots_per_column` of the number of columns.
+        """
+        if max_knots is None:
+            max_knots = knots_per_column(len(columns))
         kept, maps = [], []
         for j in columns:
             knots, low, high = fit_knots(np.asarray(X[:, j]), max_knots)
@@ -288,6 +309,9 @@ class QuantileMaps:
         if not all(isinstance(state[key], list) and len(state[key]) == len(columns)
                    for key in keys):
             raise ValueError("the quantile maps do not hold one map per mapped column.")
+        if sum(len(k) if isinstance(k, list) else 0 for k in state["knots"]) > max(
+                MAX_TOTAL_KNOTS, 2 * len(columns)):
+            raise ValueError(f"the quantile maps hold more than {MAX_TOTAL_KNOTS} knots.")
         maps = [[_checked_numbers(values, j) for values in column]
                 for j, column in zip(columns, zip(*(state[key] for key in keys)))]
         for j, (knots, low, high) in zip(columns, maps):

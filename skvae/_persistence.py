@@ -204,7 +204,16 @@ def save(estimator, path):
         data = _pipeline_files.contents(estimator)
     else:
         metadata, weights = _estimator_contents(estimator)
-        data = safetensors_bytes(weights, metadata=metadata)
+        try:
+            data = safetensors_bytes(weights, metadata=metadata)
+        except Exception as error:  # safetensors' own error type, not importable by name
+            if "header too large" not in str(error):
+                raise
+            raise ValueError(
+                f"Cannot save the model: its parameters and fitted state take "
+                f"{sum(map(len, metadata.values())):,} bytes of JSON, more than a "
+                "safetensors header holds (100 MB). Nothing was written."
+            ) from None
     _write_atomically(_path_text(path), data)
 
 

@@ -15,6 +15,7 @@ from skvae._column_maps import (
     inverse,
     log_slope,
 )
+from skvae import VAETransformer
 from skvae._data import DataSpace
 
 
@@ -220,3 +221,29 @@ def test_a_maps_entry_that_is_not_the_expected_dict_is_refused():
 
 def test_images_are_the_middles_of_the_intervals():
     np.testing.assert_array_equal(images_of([0.0, 1.0], [2.0, 1.0]), [1.0, 1.0])
+
+
+def test_wide_tables_get_fewer_knots_per_column_and_files_no_more_than_the_total(monkeypatch):
+    import skvae._column_maps as column_maps
+
+    X = np.random.RandomState(0).lognormal(size=(2000, 600))
+    maps = QuantileMaps.fit(X, range(600))
+    assert max(len(k) for k in maps.knots) == column_maps.MAX_TOTAL_KNOTS // 600
+    space = mixed_space(table())
+    monkeypatch.setattr(column_maps, "MAX_TOTAL_KNOTS", 10)
+    with pytest.raises(ValueError, match="more than 10 knots"):
+        DataSpace.from_state(space.get_state(), 3)
+
+
+def test_a_state_too_large_for_a_file_is_a_clear_error_and_writes_nothing(monkeypatch, tmp_path):
+    import skvae._persistence as persistence
+
+    vae = VAETransformer(hidden_layer_sizes=(4,), max_iter=1, random_state=0).fit(table())
+
+    def too_large(weights, metadata):
+        raise RuntimeError("Error while serializing: header too large")
+
+    monkeypatch.setattr(persistence, "safetensors_bytes", too_large)
+    with pytest.raises(ValueError, match="more than a safetensors header holds"):
+        persistence.save(vae, tmp_path / "m.skvae")
+    assert not list(tmp_path.iterdir())
