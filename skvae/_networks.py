@@ -171,7 +171,9 @@ class ConvEncoder(nn.Module):
     learns: on MNIST-8k at 30 epochs (batches of 32), 512 ReLU
     units reach -148.5 nats and 256 reach -149.2, where 16 linear units reached
     -155.1 and the Keras example's 16 ReLU units -179.8 (see
-    ``benchmarks/results_conv_plateau.md``).
+    ``benchmarks/results_conv_plateau.md``). 256 is the transformer's
+    default: on MNIST-8k (16-D code, 10 epochs) it fitted as well as 512 at a
+    fifth less CPU time an epoch (``benchmarks/results_conv_cost.md``).
     """
 
     def __init__(self, image_shape, conv_channels, dense_width, n_components, activation):

@@ -67,14 +67,17 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         convolutions, each undoing one encoder layer, the last giving the
         likelihood's parameters per pixel. The default is the classic MNIST
         VAE's encoder with a wider dense layer: Conv(32) -> Conv(64) ->
-        Dense(512) -> latent; Dense(7*7*64) -> ConvT(32) -> ConvT(1) for
+        Dense(256) -> latent; Dense(7*7*64) -> ConvT(32) -> ConvT(1) for
         28 x 28 images. Model files written before this decoder keep the Keras
         example's, ConvT(64) -> ConvT(32) -> a stride-1 ConvT(1), twice as slow.
-    conv_dense_width : int, default=512
+    conv_dense_width : int, default=256
         With ``architecture="conv"``: width of the dense layer between the
         encoder's last convolution and the latent mean and log-variance. The
         Keras example's 16 trains badly: most of its ReLU units die in the
-        first steps and every image then decodes to an average digit.
+        first steps and every image then decodes to an average digit. 256 fitted
+        MNIST as well as the 512 of before (which model files written with it
+        keep) at the same epochs, at a fifth less CPU time an epoch; 128 fell
+        1.7 nats behind (``benchmarks/results_conv_cost.md``).
     activation : {"relu", "leaky_relu", "elu", "gelu", "tanh", "logistic", \
 "identity"}, default="relu"
         Activation after every hidden layer.
@@ -134,14 +137,17 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         latent space.
     batch_size : int or "auto", default="auto"
         Rows per minibatch; clipped to the number of training rows. ``"auto"``
-        is 128 for the dense network and 32 for the conv network, whose time per
-        epoch barely grows with smaller batches and which needs the extra steps
-        (on MNIST-8k at 30 epochs with 256 dense units, seed 0: -148.6 nats at
-        32 against -151.3 at 128).
+        is 128 for the dense network and 64 for the conv network: at its
+        ``"auto"`` rate, 64 rows fitted MNIST-8k 1.4 nats better in 10 epochs
+        than the 32 rows at 1e-3 of before (512 dense units), at 0.67x the
+        CPU time of an epoch; 128 rows fell 4 nats behind even at 4e-3
+        (``benchmarks/results_conv_cost.md``).
     learning_rate_init : float or "auto", default="auto"
         Adam's (peak) step size. ``"auto"`` is 2e-3 for the dense network and
-        1e-3 for the conv network, whose wide ReLU layer dies at large steps.
-        With the cosine schedule, 2e-3 reached on MNIST-8k in 50 epochs the
+        3e-3 for the conv network at its batches of 64 (1e-3 at batches of 32
+        before: the schedule's warm-up keeps the wide ReLU layer alive at the
+        larger steps; 2e-3 was 0.7 nats behind 3e-3 on MNIST-8k, mean of two
+        seeds). With the cosine schedule, 2e-3 reached on MNIST-8k in 50 epochs the
         held-out likelihood that 1e-3 at a constant rate reached in 200 (see
         :doc:`/user_guide/choosing_parameters`).
     learning_rate : {"cosine", "constant"}, default="cosine"
@@ -302,8 +308,11 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
     """
 
     # The cosine schedule's peak rate for "auto" (the base class's is the
-    # constant-schedule 1e-3 the imputer keeps).
-    _AUTO_LEARNING_RATE = {"dense": 2e-3, "conv": 1e-3}
+    # constant-schedule 1e-3 the imputer keeps). The conv network's batches of
+    # 64 at 3e-3 beat the base class's 32 at 1e-3 on MNIST-8k in 10 epochs, at
+    # 0.67x the CPU time of an epoch (benchmarks/results_conv_cost.md, issue 20).
+    _AUTO_BATCH_SIZE = {"dense": 128, "conv": 64}
+    _AUTO_LEARNING_RATE = {"dense": 2e-3, "conv": 3e-3}
     _parameter_constraints = {
         **BaseVAE._parameter_constraints,
         "sampling_prior": [StrOptions({"standard", "mixture"})],
@@ -323,7 +332,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         architecture="dense",
         image_shape=None,
         conv_channels=(32, 64),
-        conv_dense_width=512,
+        conv_dense_width=256,
         activation="relu",
         likelihood="auto",
         categorical_features="from_dtype",

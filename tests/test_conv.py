@@ -40,7 +40,8 @@ def test_conv_network_shapes(image_shape, layout):
 def test_the_full_resolution_layout_is_the_classic_one_with_512_dense_units():
     """The network of files written before decoder layouts: old files build it."""
     defaults = VAETransformer().get_params()
-    assert (defaults["conv_channels"], defaults["conv_dense_width"]) == ((32, 64), 512)
+    # New fits have 256 dense units; files keep the 512 they were written with.
+    assert (defaults["conv_channels"], defaults["conv_dense_width"]) == ((32, 64), 256)
     encoder = ConvEncoder((1, 28, 28), (32, 64), 512, 2, "relu")
     decoder = ConvDecoder(2, (32, 64), (1, 28, 28), 1, "relu")
     convs = [m for m in encoder.modules() if isinstance(m, torch.nn.Conv2d)]
@@ -151,13 +152,13 @@ def test_defaults_per_estimator_and_architecture():
     from skvae._fitting import FitSettings
 
     expected = {  # (estimator, architecture): (batch size, learning rate)
-        (VAETransformer, "dense"): (128, 2e-3), (VAETransformer, "conv"): (32, 1e-3),
+        (VAETransformer, "dense"): (128, 2e-3), (VAETransformer, "conv"): (64, 3e-3),
         (VAEOutlierDetector, "dense"): (512, 2e-2), (VAEOutlierDetector, "conv"): (32, 1e-3),
         (VAEImputer, "dense"): (64, 3e-3), (VAEImputer, "conv"): (64, 3e-3),
     }
     for (cls, architecture), sizes in expected.items():
         estimator = cls(architecture=architecture)
-        assert estimator.conv_dense_width == 512
+        assert estimator.conv_dense_width == (256 if cls is VAETransformer else 512)
         settings = FitSettings.from_params(
             estimator.get_params(), estimator._AUTO_BATCH_SIZE,
             estimator._AUTO_LEARNING_RATE, device="cpu", owner="test")
@@ -181,10 +182,10 @@ def test_defaults_per_estimator_and_architecture():
         assert fit() != fit(batch_size=batch, learning_rate_init=rate / 2)
 
 
-def test_batch_size_auto_is_32_for_conv_and_128_for_dense():
-    """The conv network trains on batches of 32 by default, the dense one on 128."""
+def test_batch_size_auto_is_64_for_conv_and_128_for_dense():
+    """The conv network trains on batches of 64 by default, the dense one on 128."""
     X = np.random.RandomState(0).uniform(size=(200, 16))
-    for architecture, size in (("conv", 32), ("dense", 128)):
+    for architecture, size in (("conv", 64), ("dense", 128)):
         def fit(**params):
             return VAETransformer(
                 architecture=architecture, image_shape=(4, 4), conv_channels=(4,),
