@@ -182,12 +182,16 @@ class BaseVAE(BaseEstimator):
             # file holding one was crafted, and its scores would use it.
             raise ValueError(f"{type(self).__name__} has no sampling prior, but the "
                              "state holds one.")
-        if (attributes["_model"].data_space.maps is not None
-                and vars(self).get("numeric_transform", "none") == "none"):
-            # Only numeric_transform maps columns: maps in the file of another
-            # estimator, or of one that maps nothing, were crafted.
-            raise ValueError(f"{type(self).__name__} maps no column (numeric_transform), "
-                             "but the state holds quantile maps.")
+        space = attributes["_model"].data_space
+        transform = vars(self).get("numeric_transform", "none")
+        if space.maps is not None and not (
+                transform == "quantile" or (transform == "auto" and any(space.levels))):
+            # Only numeric_transform maps columns, and "auto" only a table's:
+            # maps in the file of another estimator, or of one that maps
+            # nothing here, were crafted.
+            raise ValueError(f"{type(self).__name__} maps no column here "
+                             f"(numeric_transform={transform!r}), but the state holds "
+                             "quantile maps.")
         self.__dict__ = {**vars(self), **attributes, **self._fresh_attributes()}
 
     def _snapshot(self):

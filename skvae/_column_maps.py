@@ -131,24 +131,28 @@ def forward(x, knots, low, high):
 def inverse(y, knots, low, high):
     """The value an image ``y`` stands for: a knot's whole interval gives the knot.
 
-    Between intervals, and beyond the end knots, linear. It undoes
-    :func:`forward` wherever no value is repeated (where ``low == high``);
-    a draw near a repeated value's image comes back as that value.
+    Linear between intervals. Beyond the end intervals it continues with the
+    reciprocal of :func:`forward`'s end slopes, so images beyond the training
+    range come back at the pace they went out (a count piled up at zero does
+    not send an image a little below its interval to -100). It undoes
+    :func:`forward` wherever no value is repeated (where ``low == high``); a
+    draw near a repeated value's image comes back as that value.
 
     Examples
     --------
     >>> import numpy as np
     >>> knots, low, high = np.array([1.0, 2.0]), np.array([-1.0, 0.5]), np.array([0.0, 1.5])
-    >>> inverse(np.array([-0.5, 0.25, 1.0, 2.5]), knots, low, high)
-    array([1. , 1.5, 2. , 4. ])
+    >>> np.round(inverse(np.array([-0.5, 0.25, 1.0, 2.5]), knots, low, high), 4)
+    array([1.    , 1.5   , 2.    , 2.6667])
     """
     y = np.asarray(y, dtype=np.float64)
     x = np.interp(y, np.column_stack([low, high]).ravel(), np.repeat(knots, 2))
+    images = images_of(low, high)
     with np.errstate(invalid="ignore"):
         below, above = y < low[0], y > high[-1]
-    x[below] = knots[0] + (y[below] - low[0]) * (knots[1] - knots[0]) / (low[1] - high[0])
+    x[below] = knots[0] + (y[below] - low[0]) * (knots[1] - knots[0]) / (images[1] - images[0])
     x[above] = knots[-1] + (y[above] - high[-1]) * (knots[-1] - knots[-2]) / (
-        low[-1] - high[-2])
+        images[-1] - images[-2])
     return x
 
 
@@ -239,7 +243,9 @@ class QuantileMaps:
         kept, maps = [], []
         for j in columns:
             knots, low, high = fit_knots(np.asarray(X[:, j]), max_knots)
-            if knots is not None:
+            # Values a subnormal step apart give slopes beyond float64: such a
+            # column keeps the standardisation alone (it is constant to it).
+            if knots is not None and _finite_slopes(knots, low, high):
                 kept.append(j)
                 maps.append((knots, low, high))
         if not kept:
@@ -322,19 +328,22 @@ class QuantileMaps:
                 )
             # Strictly increasing knots, and intervals in order that do not
             # touch: every slope is then positive, and the map invertible.
-            bounds = np.column_stack([low, high]).ravel()
             ordered = (np.all(np.diff(knots) > 0) and np.all(high >= low)
                        and np.all(low[1:] > high[:-1]))
-            with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-                slopes_finite = ordered and np.all(np.isfinite(np.diff(bounds))) and np.all(
-                    np.isfinite(np.diff(knots))) and np.all(
-                    np.isfinite(_log_slopes(knots, low, high)))
-            if not slopes_finite:
+            if not (ordered and _finite_slopes(knots, low, high)):
                 raise ValueError(
                     f"the quantile map of column {j} does not have strictly "
                     "increasing knots and ordered, separate intervals with finite slopes."
                 )
         return cls(columns, *([m[i] for m in maps] for i in range(3)))
+
+
+def _finite_slopes(knots, low, high):
+    """Whether every segment of the map has a positive, finite slope and log-slope."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return bool(np.all(np.isfinite(np.diff(knots)))
+                    and np.all(np.isfinite(np.diff(np.column_stack([low, high]).ravel())))
+                    and np.all(np.isfinite(_log_slopes(knots, low, high))))
 
 
 def _checked_numbers(values, j):

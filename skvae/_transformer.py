@@ -386,7 +386,9 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         -------
         X_original : ndarray of shape (n_samples, ``n_features_in_``)
             E[x | z] for each code: probabilities for the Bernoulli likelihood,
-            means for the Gaussian.
+            means for the Gaussian. A column with a quantile map (see
+            ``numeric_transform``) gets the mean of its mapped value, mapped
+            back: nearer its conditional median than its mean when it is skewed.
         """
         return self.decode(X)
 

@@ -247,3 +247,23 @@ def test_a_state_too_large_for_a_file_is_a_clear_error_and_writes_nothing(monkey
     with pytest.raises(ValueError, match="more than a safetensors header holds"):
         persistence.save(vae, tmp_path / "m.skvae")
     assert not list(tmp_path.iterdir())
+
+
+def test_beyond_the_range_inverse_goes_back_at_forwards_pace_even_with_repeated_ends():
+    # A count piled up at zero: its end interval is wide, the gap after it narrow.
+    counts = np.random.RandomState(0).poisson(0.5, size=2000).astype(float)
+    knots, low, high = fit_knots(counts)
+    x = np.array([-3.0, -1.0, knots[-1] + 3.0, knots[-1] + 10.0])
+    back = inverse(forward(x, knots, low, high), knots, low, high)
+    # Off by at most half an end interval's width over the end slope, not by 100.
+    images = images_of(low, high)
+    slopes = np.diff(images)[[0, -1]] / np.diff(knots)[[0, -1]]
+    offset = np.array([(images[0] - low[0]) / slopes[0], (high[-1] - images[-1]) / slopes[1]])
+    assert np.all(np.abs(back - x) <= offset[[0, 0, 1, 1]] + 1e-9)
+    assert np.all(np.diff(back) > 0)
+
+
+def test_a_column_of_subnormal_steps_is_left_unmapped():
+    X = np.tile([0.0, 1e-320, 2e-320], 20)[:, None]
+    assert QuantileMaps.fit(X, [0]) is None
+    assert QuantileMaps.fit(np.tile([0.0, 1e-300, 2e-300], 20)[:, None], [0]) is not None

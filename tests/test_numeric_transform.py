@@ -190,3 +190,17 @@ def test_a_table_as_an_object_array_gets_the_maps_of_its_frame():
     assert array_fit._model.data_space.maps == frame_fit._model.data_space.maps
     np.testing.assert_array_equal(array_fit.score_samples(X.to_numpy(dtype=object)),
                                   frame_fit.score_samples(X))
+
+
+def test_maps_in_the_file_of_an_array_fitted_with_auto_are_refused(both, tmp_path):
+    # "auto" maps a table's columns only: maps on an array of numbers were crafted.
+    numbers = table()[["price", "count", "weight"]].to_numpy(float)
+    plain = fit(numbers, max_iter=2)
+    save(plain, tmp_path / "plain.skvae")
+    content, weights = read_model_file(tmp_path / "plain.skvae")
+    save(fit(numbers, max_iter=2, numeric_transform="quantile"), tmp_path / "q.skvae")
+    content["fitted"]["data_space"] = read_model_file(tmp_path / "q.skvae")[0][
+        "fitted"]["data_space"]
+    write_model_file(tmp_path / "bad.skvae", content, weights)
+    with pytest.raises(ModelFileError, match="bad.skvae.*quantile maps"):
+        load(tmp_path / "bad.skvae")
