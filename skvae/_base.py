@@ -182,16 +182,13 @@ class BaseVAE(BaseEstimator):
             # file holding one was crafted, and its scores would use it.
             raise ValueError(f"{type(self).__name__} has no sampling prior, but the "
                              "state holds one.")
-        space = attributes["_model"].data_space
-        transform = vars(self).get("numeric_transform", "none")
-        if space.maps is not None and not (
-                transform == "quantile" or (transform == "auto" and any(space.levels))):
-            # Only numeric_transform maps columns, and "auto" only a table's:
-            # maps in the file of another estimator, or of one that maps
-            # nothing here, were crafted.
-            raise ValueError(f"{type(self).__name__} maps no column here "
-                             f"(numeric_transform={transform!r}), but the state holds "
-                             "quantile maps.")
+        if (attributes["_model"].data_space.maps is not None
+                and "numeric_transform" not in vars(self)):
+            # Only the transformer maps columns; another estimator's file holding
+            # maps was crafted. (The transformer's own parameter may read "none"
+            # in a file: set_params after fit changes the next fit, not this model.)
+            raise ValueError(f"{type(self).__name__} maps no column (it has no "
+                             "numeric_transform), but the state holds quantile maps.")
         self.__dict__ = {**vars(self), **attributes, **self._fresh_attributes()}
 
     def _snapshot(self):

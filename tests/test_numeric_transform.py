@@ -1,5 +1,6 @@
 """VAETransformer(numeric_transform=...): quantile maps of the real-valued columns."""
 
+import copy
 import warnings
 from pathlib import Path
 
@@ -114,16 +115,11 @@ def test_a_model_file_keeps_the_maps(both, tmp_path):
     np.testing.assert_array_equal(loaded.score_samples(X), auto.score_samples(X))
 
 
-def test_maps_in_a_file_that_maps_nothing_are_refused(both, tmp_path):
+def test_maps_in_a_detectors_file_are_refused_and_set_params_after_fit_saves(both, tmp_path):
     X, _, auto = both
     save(auto, tmp_path / "m.skvae")
-    content, weights = read_model_file(tmp_path / "m.skvae")
-    maps = content["fitted"]["data_space"]["maps"]
-    content["params"]["numeric_transform"] = "none"
-    write_model_file(tmp_path / "bad.skvae", content, weights)
-    with pytest.raises(ModelFileError, match="bad.skvae.*quantile maps"):
-        load(tmp_path / "bad.skvae")
-    # ... or in the file of an estimator without the parameter.
+    maps = read_model_file(tmp_path / "m.skvae")[0]["fitted"]["data_space"]["maps"]
+    # An estimator without the parameter: maps in its file were crafted.
     detector = skvae.VAEOutlierDetector(n_components=2, hidden_layer_sizes=(32,), max_iter=2,
                                         random_state=0).fit(X)
     save(detector, tmp_path / "d.skvae")
@@ -132,6 +128,14 @@ def test_maps_in_a_file_that_maps_nothing_are_refused(both, tmp_path):
     write_model_file(tmp_path / "bad_d.skvae", content, weights)
     with pytest.raises(ModelFileError, match="bad_d.skvae.*quantile maps"):
         load(tmp_path / "bad_d.skvae")
+    # The transformer's parameter changed after fit describes the next fit: the
+    # file keeps the fitted model, maps included, and loads.
+    changed = copy.deepcopy(auto).set_params(numeric_transform="none")
+    save(changed, tmp_path / "changed.skvae")
+    loaded = load(tmp_path / "changed.skvae")
+    assert loaded.numeric_transform == "none"
+    assert loaded._model.data_space == auto._model.data_space
+    np.testing.assert_array_equal(loaded.score_samples(X), auto.score_samples(X))
 
 
 def test_a_crafted_map_in_a_file_is_refused(both, tmp_path):
@@ -190,17 +194,3 @@ def test_a_table_as_an_object_array_gets_the_maps_of_its_frame():
     assert array_fit._model.data_space.maps == frame_fit._model.data_space.maps
     np.testing.assert_array_equal(array_fit.score_samples(X.to_numpy(dtype=object)),
                                   frame_fit.score_samples(X))
-
-
-def test_maps_in_the_file_of_an_array_fitted_with_auto_are_refused(both, tmp_path):
-    # "auto" maps a table's columns only: maps on an array of numbers were crafted.
-    numbers = table()[["price", "count", "weight"]].to_numpy(float)
-    plain = fit(numbers, max_iter=2)
-    save(plain, tmp_path / "plain.skvae")
-    content, weights = read_model_file(tmp_path / "plain.skvae")
-    save(fit(numbers, max_iter=2, numeric_transform="quantile"), tmp_path / "q.skvae")
-    content["fitted"]["data_space"] = read_model_file(tmp_path / "q.skvae")[0][
-        "fitted"]["data_space"]
-    write_model_file(tmp_path / "bad.skvae", content, weights)
-    with pytest.raises(ModelFileError, match="bad.skvae.*quantile maps"):
-        load(tmp_path / "bad.skvae")
