@@ -150,6 +150,15 @@ def _observed_counts(X):
 KINDS = ("gaussian", "bernoulli", "categorical")
 
 
+def transform_maps(numeric_transform, levels):
+    """Whether ``numeric_transform`` maps the Gaussian columns of a table of ``levels``.
+
+    "quantile" does; "auto" for a table with categorical columns (each of whose
+    columns is modelled on its own), not for a homogeneous array; "none" never.
+    """
+    return numeric_transform == "quantile" or (numeric_transform == "auto" and any(levels))
+
+
 class DataSpace:
     """Fitted map from data rows to network tensors and back.
 
@@ -256,9 +265,8 @@ class DataSpace:
         support = ColumnSupport.fit(X, kinds)
         if not gaussian.any():
             return cls(kinds, shift, scale, levels, support)
-        mapped = numeric_transform == "quantile" or (
-            numeric_transform == "auto" and any(levels))
-        maps = QuantileMaps.fit(X, np.flatnonzero(gaussian)) if mapped else None
+        maps = (QuantileMaps.fit(X, np.flatnonzero(gaussian))
+                if transform_maps(numeric_transform, levels) else None)
         # Overflow is reported below, with advice, rather than as numpy's warning.
         with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns

@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from ._data import DataSpace, has_missing, is_streamed
+from ._data import DataSpace, has_missing, is_streamed, transform_maps
 from ._model import FittedVAE
 from ._networks import NetworkSpec, initialize_weights
 from ._random import independent_seeds, spawned_seed
@@ -419,7 +419,7 @@ def _check_numeric_transform(data_space, settings):
     is not told apart from an unmapped one, and not refused.
     """
     transform = settings.numeric_transform
-    wanted = transform == "quantile" or (transform == "auto" and any(data_space.levels))
+    wanted = transform_maps(transform, data_space.levels)
     mapped = data_space.maps is not None
     gaussian = np.array(data_space.kinds) == "gaussian"
     if mapped != wanted and (mapped or np.any(data_space.scale[gaussian] != 1.0)):
