@@ -20,6 +20,7 @@ from ._networks import check_parameter_sizes
 from ._params import SHARED_PARAMETER_CONSTRAINTS
 from ._random import seed_from
 from ._state import estimator_state, fitted_attributes, fitted_attributes_from_state
+from ._torch_state import torch_state_kept
 from ._training import TrainingHistory
 from ._validation import check_n_samples, given_rows, validate_rows, validate_training_rows
 
@@ -122,6 +123,10 @@ class BaseVAE(BaseEstimator):
         still its previous fitted self, or unfitted; other threads see the old
         model or the new one, never a mix. ``anomalous``: see :func:`fit_model`.
         """
+        with torch_state_kept():  # torch's global settings, however the fit stops
+            return self._fit_transaction(X, one_pass=one_pass, anomalous=anomalous)
+
+    def _fit_transaction(self, X, *, one_pass, anomalous):
         settings = FitSettings.from_params(
             self.get_params(deep=False), self._AUTO_BATCH_SIZE, self._AUTO_LEARNING_RATE,
             device=resolve_device(self.device), owner=type(self).__name__)

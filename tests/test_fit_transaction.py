@@ -268,3 +268,33 @@ def test_sample_and_score_refuse_a_bad_random_state(bad, data):
                  lambda: vae.score_samples(data[0], random_state=bad)):
         with pytest.raises(ValueError, match="random_state"):
             call()
+
+
+@pytest.mark.slow
+def test_an_interrupt_at_any_line_of_fit_leaves_torchs_global_settings_alone(data):
+    # Every line, not a sample: an interrupt at the exit of a `with torch.no_grad()`
+    # or `with torch.device("meta")` block skips its restoring, and once left
+    # gradients off (and every later fit of the session failed) or the meta device
+    # on for the user's own tensors.
+    X_old, X_new = data
+    previous = fit_quietly(small(skvae.VAETransformer, learning_rate="constant"), X_old)
+
+    def refit(estimator):
+        return lambda: fit_quietly(estimator.set_params(random_state=1), X_new)
+
+    counter = _Interrupt()
+    run_traced(refit(copy.deepcopy(previous)), counter)
+    threads = torch.get_num_threads()
+    left = []
+    for position in range(1, counter.count + 1):
+        try:
+            run_traced(refit(copy.deepcopy(previous)), _Interrupt(position))
+        except KeyboardInterrupt:
+            pass
+        state = (torch.is_grad_enabled(), torch.get_num_threads(),
+                 torch.empty(0).device.type)
+        if state != (True, threads, "cpu"):
+            left.append((position, state))
+            torch.set_grad_enabled(True)
+            torch.set_num_threads(threads)
+    assert not left
