@@ -28,10 +28,16 @@ mixture fitted to the codes after training) and ``VAETransformer()`` (the
 defaults: the mixture and the quantile maps of the numeric columns), every
 other parameter at its default, each fitted on its own; and CTGAN's
 ``TVAE()`` at its defaults (300 epochs), run in its own environment
-(``--tvae-python``) by ``benchmarks/_tvae_runner.py``. Fit times are wall-clock
-seconds of ``fit`` alone, one torch thread on both sides::
+(``--tvae-python``) by ``benchmarks/_tvae_runner.py``. With ``--today-tree PATH``
+(a checkout of an earlier commit), the first and last skvae arms also run with
+that checkout's skvae ("today before", "today default"), by
+``benchmarks/_skvae_tree_runner.py``: the same run compares today's training
+with the new one. Fit times are wall-clock seconds of ``fit`` alone, one torch
+thread on both sides::
 
-    SKVAE_THREADS=1 OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_synthetic.py --threads 1
+    git worktree add /tmp/today 8359d06
+    SKVAE_THREADS=1 OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_synthetic.py \
+        --threads 1 --today-tree /tmp/today
     SKVAE_THREADS=1 OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_synthetic.py --quick
 """
 
@@ -68,6 +74,7 @@ DEFAULT_OUTPUT = HERE / "results_synthetic.md"
 QUICK_OUTPUT = HERE / "output" / "results_synthetic_quick.md"
 DEFAULT_TVAE_PYTHON = Path("/work/ctgan-venv/bin/python")
 RUNNER = HERE / "_tvae_runner.py"
+TREE_RUNNER = HERE / "_skvae_tree_runner.py"
 SEEDS = (0,)
 
 
@@ -168,6 +175,13 @@ def sdmetrics_scores(python, real_csv, synth_csv, categorical, workdir):
 # ---------------------------------------------------------------------- models
 
 
+def _commit(tree):
+    """The commit checked out at ``tree``, or "?"."""
+    result = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True)
+    return result.stdout.strip() or "?"
+
+
 def _one_thread_env():
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -199,6 +213,22 @@ def fit_tvae(python, train, categorical, n, seed, epochs, workdir):
     info = json.loads(info_json.read_text())
     samples = pd.read_csv(samples_csv)
     return samples[list(train.columns)], info["fit_seconds"], info
+
+
+def fit_skvae_at(tree, params, name, data_dir, quick, seed, workdir):
+    """``fit_skvae`` run with the skvae of the checkout ``tree``, in a subprocess."""
+    samples_csv, info_json = Path(workdir) / "today.csv", Path(workdir) / "today.json"
+    command = [sys.executable, str(TREE_RUNNER), "--data", name, "--data-dir",
+               str(data_dir), "--seed", str(seed), "--params", json.dumps(params),
+               "--samples", str(samples_csv), "--info", str(info_json)]
+    if quick:
+        command.append("--quick")
+    subprocess.run(command, check=True,
+                   env={**_one_thread_env(), "SKVAE_THREADS": "1", "PYTHONPATH": str(tree)})
+    info = json.loads(info_json.read_text())
+    if not Path(info["skvae"]).resolve().is_relative_to(Path(tree).resolve()):
+        sys.exit(f"The today arm imported {info['skvae']}, not the skvae of {tree}.")
+    return pd.read_csv(samples_csv), info["fit_seconds"], info
 
 
 def evaluate(test, samples, categorical, seed, python, workdir, with_sdmetrics):
@@ -307,7 +337,8 @@ def markdown(results, configs, meta, command, elapsed, left_out, sizes):
             f"most TVAE's on {len(faster)} of {len(results)} tables "
             f"(**{'met' if len(faster) == len(results) else 'not met'}**).",
         ]
-    for name, against in (("skvae default", "skvae before"), ("skvae default", "skvae mixture")):
+    for name, against in (("skvae default", "skvae before"), ("skvae default", "skvae mixture"),
+                          ("skvae default", "today before"), ("skvae default", "today default")):
         if name in configs and against in configs:
             worse = [d for d in results if results[d][name]["log_likelihood"]
                      < results[d][against]["log_likelihood"]]
@@ -331,6 +362,9 @@ def main(argv=None):
     parser.add_argument("--tvae-epochs", type=int, default=300)
     parser.add_argument("--no-tvae", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--today-tree", type=Path, default=None,
+                        help="a checkout of an earlier commit: its defaults and its "
+                             "sampling before issue 21 run as the 'today' arms")
     parser.add_argument("--datasets", nargs="+", default=None,
                         help="default: every table with enough complete rows")
     args = parser.parse_args(argv)
@@ -350,8 +384,14 @@ def main(argv=None):
         # Today's defaults: the mixture prior and the quantile maps.
         "skvae default": {**extra},
     }
+    today = {}
+    if args.today_tree:
+        today = {"today before": arms["skvae before"], "today default": arms["skvae default"]}
     configs = {name: f"`VAETransformer({', '.join(f'{k}={v!r}' for k, v in p.items())})`"
                for name, p in arms.items()}
+    configs.update({name: f"{configs['skvae ' + name.split()[1]]} with the skvae of "
+                          f"`{args.today_tree}` ({_commit(args.today_tree)})"
+                    for name in today})
     if with_tvae:
         configs["TVAE"] = (f"`TVAE(epochs={tvae_epochs})`, all else default (batch 500, "
                            "compress/decompress dims (128, 128), embedding 128)")
@@ -380,6 +420,11 @@ def main(argv=None):
                         meta.update({k: info[k] for k in ("ctgan", "torch", "pandas",
                                                           "threads")})
                         epochs = tvae_epochs
+                    elif name in today:
+                        samples, seconds, info = fit_skvae_at(
+                            args.today_tree, today[name], data, args.data_dir, args.quick,
+                            seed, workdir)
+                        epochs = info["n_iter_"]
                     else:
                         samples, seconds, info = fit_skvae(arms[name], train, test, seed)
                         epochs = info["n_iter_"]

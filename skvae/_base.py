@@ -40,6 +40,9 @@ class BaseVAE(BaseEstimator):
     # (benchmarks/results_conv_plateau.md).
     _AUTO_BATCH_SIZE = {"dense": 128, "conv": 32}
     _AUTO_LEARNING_RATE = {"dense": 1e-3, "conv": 1e-3}
+    # Rate of the Gaussian likelihood's variances, as a multiple of the
+    # learning rate (see skvae._fitting.parameter_groups).
+    _VARIANCE_RATE_FACTOR = 1.0
     # Whether reaching max_iter before the stopping rule fires is worth a
     # ConvergenceWarning: for a density model it is (more epochs, better fit).
     _warns_at_max_iter = True
@@ -129,7 +132,8 @@ class BaseVAE(BaseEstimator):
     def _fit_transaction(self, X, *, one_pass, anomalous):
         settings = FitSettings.from_params(
             self.get_params(deep=False), self._AUTO_BATCH_SIZE, self._AUTO_LEARNING_RATE,
-            device=resolve_device(self.device), owner=type(self).__name__)
+            device=resolve_device(self.device), owner=type(self).__name__,
+            variance_rate_factor=self._VARIANCE_RATE_FACTOR)
         current = self._snapshot() if "_model" in vars(self) else self  # read once
         previous = current._previous_fit(one_pass)
         trained = object.__new__(type(self))  # fit starts Adam afresh; partial_fit continues

@@ -56,6 +56,7 @@ class FitSettings:
     beta: float
     batch_size: int
     learning_rate: float
+    variance_rate_factor: float
     schedule: str
     max_iter: object  # int or "auto"
     tol: float
@@ -71,12 +72,15 @@ class FitSettings:
     owner: str
 
     @classmethod
-    def from_params(cls, params, auto_batch_size, auto_learning_rate, *, device, owner):
+    def from_params(cls, params, auto_batch_size, auto_learning_rate, *, device, owner,
+                    variance_rate_factor=1.0):
         """The settings the estimator parameters ``params`` give, "auto" resolved.
 
         ``auto_batch_size`` and ``auto_learning_rate`` map an architecture to the
         estimator's choice for "auto"; ``trim_fraction`` and ``label_weight``
-        are the detector's (0 for the others).
+        are the detector's (0 for the others). ``variance_rate_factor`` is the
+        estimator's rate for the likelihood's variances, as a multiple of
+        the learning rate (see :func:`parameter_groups`).
 
         Raises
         ------
@@ -98,6 +102,7 @@ class FitSettings:
             batch_size=auto_batch_size[architecture] if batch_size == "auto" else batch_size,
             learning_rate=(auto_learning_rate[architecture] if learning_rate == "auto"
                            else learning_rate),
+            variance_rate_factor=variance_rate_factor,
             schedule=params["learning_rate"], max_iter=params["max_iter"], tol=params["tol"],
             n_iter_no_change=params["n_iter_no_change"],
             early_stopping=params["early_stopping"],
@@ -262,13 +267,37 @@ def _optimizer(module, settings, previous):
     given when their device and dtype already fit, so training would otherwise
     change the committed state of the previous call in place.
     """
-    optimizer = torch.optim.Adam(module.parameters(), lr=settings.learning_rate,
+    optimizer = torch.optim.Adam(parameter_groups(module, settings.variance_rate_factor),
+                                 lr=settings.learning_rate,
                                  fused=_fused_adam(module, settings.device))
     if previous is not None and previous.optimizer_state is not None:
         optimizer.load_state_dict(copy.deepcopy(previous.optimizer_state))
     for group in optimizer.param_groups:
-        group["lr"] = settings.learning_rate
+        group["lr"] = settings.learning_rate * group["rate_factor"]
     return optimizer
+
+
+def parameter_groups(module, variance_rate_factor):
+    """Adam's parameter groups: the network's weights, then the likelihood's own.
+
+    Each group carries its ``rate_factor``, the multiple of the learning rate
+    it trains at (the schedule scales every group's rate alike): 1 for the
+    network, ``variance_rate_factor`` for the likelihood's weights, one
+    variance per Gaussian feature shared by every row. A module without any
+    (Bernoulli) has the one group it always had.
+
+    Adam moves each weight by about its rate per step, whatever the size of
+    its gradient, so at the network's rate a variance is the slowest weight to
+    settle: at 2e-3 a log-variance needs some 1,000 steps to fall by 2, and a
+    small table gets a few hundred steps in all (penguins: 3 an epoch).
+    """
+    likelihood = [p for p in module.likelihood.parameters() if p.numel()]
+    own = {id(p) for p in likelihood}
+    groups = [{"params": [p for p in module.parameters() if id(p) not in own],
+               "rate_factor": 1.0}]
+    if likelihood:
+        groups.append({"params": likelihood, "rate_factor": float(variance_rate_factor)})
+    return groups
 
 
 def _fused_adam(module, device):

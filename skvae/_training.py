@@ -252,7 +252,9 @@ def train_step(module, optimizer, batch, noise, beta, trim_fraction=0.0, extra_t
 class LearningRateSchedule:
     """Sets the learning rate of each step of a run as ``schedule`` plans it.
 
-    "constant" leaves the optimizer's rate alone, so a constant run takes
+    A parameter group with a ``rate_factor`` (see
+    :func:`skvae._fitting.parameter_groups`) gets that multiple of the planned
+    rate. "constant" leaves the optimizer's rate alone, so a constant run takes
     exactly the steps it took before schedules existed.
     """
 
@@ -266,7 +268,7 @@ class LearningRateSchedule:
             rate = self.base_rate * learning_rate_factor(
                 self.n_steps, self.total_steps, self.schedule)
             for group in self.optimizer.param_groups:
-                group["lr"] = rate
+                group["lr"] = rate * group.get("rate_factor", 1.0)
         self.n_steps += 1
 
 
@@ -337,7 +339,8 @@ def same_step_on_thread_counts(module, optimizer, rows, config, device, first, s
     for count in (first, second):
         torch.set_num_threads(count)
         copy_module = copy.deepcopy(module)
-        copy_optimizer = type(optimizer)(copy_module.parameters(), **optimizer.defaults)
+        copy_optimizer = type(optimizer)(_same_groups(optimizer, module, copy_module),
+                                         **optimizer.defaults)
         copy_optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
         generator = torch.Generator(device=device).manual_seed(0)
         noise = draw_noise(batch.shape[0], copy_module, config, generator, device)
@@ -346,6 +349,13 @@ def same_step_on_thread_counts(module, optimizer, rows, config, device, first, s
                    config.trim_fraction)
         weights.append([parameter.detach() for parameter in copy_module.parameters()])
     return all(torch.equal(a, b) for a, b in zip(*weights))
+
+
+def _same_groups(optimizer, module, copy_module):
+    """``optimizer``'s parameter groups over the weights of ``copy_module`` (``module``'s copy)."""
+    copies = dict(zip((id(p) for p in module.parameters()), copy_module.parameters()))
+    return [{**group, "params": [copies[id(p)] for p in group["params"]]}
+            for group in optimizer.param_groups]
 
 
 def _window_improved(loss_curve, config):
