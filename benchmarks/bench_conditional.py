@@ -37,6 +37,8 @@ ARMS = {
                                          "numeric_transform": "none"},
     "mixture prior, no maps": {"numeric_transform": "none"},
     "default (mixture prior, quantile maps)": {},
+    # sample(given=...) resamples among n_importance_samples posterior draws.
+    "default, n_importance_samples=1000": {"n_importance_samples": 1000},
 }
 
 

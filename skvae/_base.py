@@ -290,9 +290,12 @@ class BaseVAE(BaseEstimator):
         :meth:`sklearn.mixture.GaussianMixture.sample` does, or with
         ``return_mean=True`` the decoder means ``E[x | z]`` (the smooth images
         shown for VAEs). With ``given``, its entries are kept and the others
-        (NaN) drawn from the model's ``p(x_mis | x_obs)`` by the importance
-        resampling of :class:`~skvae.VAEImputer` (``return_mean``: conditional
-        means); see the tabular guide for an example. The prior is N(0, I), or
+        (NaN) drawn from the model's ``p(x_mis | x_obs)`` by importance
+        resampling among ``n_importance_samples`` latent draws, half from the
+        encoder's posterior (as :class:`~skvae.VAEImputer` draws) and half from
+        the prior, so that a row holding little (only a category) still gets
+        draws where that category lives (``return_mean``: conditional means);
+        see the tabular guide for an example. The prior is N(0, I), or
         the Gaussian mixture fitted to the training rows' codes for
         :class:`~skvae.VAETransformer` with ``sampling_prior="mixture"`` (its
         default; see ``sampling_prior_``).

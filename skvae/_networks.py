@@ -441,50 +441,81 @@ class VAE(nn.Module):
         _, log_terms = self._posterior_draws(x, noise, log_prior)
         return importance_weighted_log_likelihood(*log_terms)
 
-    def _posterior_draws(self, x, noise, log_prior=standard_normal_log_prob):
+    def _posterior_draws(self, x, noise, log_prior=standard_normal_log_prob, prior_z=None):
         """The decoder's parameters at K posterior draws per row, and their log-densities.
 
         Returns ``params`` of shape (K, n, outputs) and the three terms of the
-        importance weights, ``(log p(x_obs | z), log p(z), log q(z | x_obs))``,
-        each of shape (K, n).
+        importance weights, ``(log p(x_obs | z), log p(z), log q(z))``, each of
+        shape (K, n), where ``q`` is the proposal the draws come from. With
+        ``prior_z`` (shape (K_p, n, n_components), draws from the prior) the
+        draws are the K - K_p posterior draws of ``noise`` and those, and ``q``
+        is the mixture of the posterior and the prior in those proportions.
         """
         x, observed = self._split_missing(x)
         mean, log_variance = self._encode_filled(x, observed)
         if noise.dim() == 2:
             noise = noise[:, None, :]
         z = reparameterize(mean, log_variance, noise)  # (K, n, d)
+        if prior_z is not None:
+            z = torch.cat([z, prior_z.to(z.dtype)], dim=0)
         params = self.decoder(z.reshape(-1, z.shape[-1])).reshape(z.shape[0], z.shape[1], -1)
-        return params, (
-            self.likelihood.log_prob(x, params, observed),
-            log_prior(z),
-            diagonal_normal_log_prob(z, mean, log_variance),
-        )
+        log_pz = log_prior(z)
+        log_qz = diagonal_normal_log_prob(z, mean, log_variance)
+        if prior_z is not None:
+            log_qz = defensive_log_proposal(log_qz, log_pz, noise.shape[0])
+        return params, (self.likelihood.log_prob(x, params, observed), log_pz, log_qz)
 
-    def _importance_weights(self, x, noise, log_prior=standard_normal_log_prob):
-        """Parameters at K posterior draws and their self-normalised importance weights.
+    def _importance_weights(self, x, noise, log_prior=standard_normal_log_prob, prior_z=None):
+        """Parameters at K draws and their self-normalised importance weights.
 
         The weights, shape (K, n), are those of sampling importance resampling
-        from p(z | x_obs).
+        from p(z | x_obs); see :meth:`_posterior_draws` for ``prior_z``.
         """
-        params, (log_px_z, log_pz, log_qz) = self._posterior_draws(x, noise, log_prior)
+        params, (log_px_z, log_pz, log_qz) = self._posterior_draws(
+            x, noise, log_prior, prior_z)
         return params, torch.softmax(log_px_z + log_pz - log_qz, dim=0)
 
-    def conditional_mean(self, x, noise, log_prior=standard_normal_log_prob):
+    def conditional_mean(self, x, noise, log_prior=standard_normal_log_prob, prior_z=None):
         """Importance-weighted E[x | x_obs] per row, in the likelihood's layout.
 
         Means of numeric entries and probabilities of categories, averaged over
         the posterior draws with their importance weights (the single imputation
         of Mattei and Frellsen, 2019).
         """
-        params, weights = self._importance_weights(x, noise, log_prior)
+        params, weights = self._importance_weights(x, noise, log_prior, prior_z)
         return (weights[..., None] * self.likelihood.mean(params)).sum(0)
 
-    def conditional_draw(self, x, noise, generator, log_prior=standard_normal_log_prob):
+    def conditional_draw(self, x, noise, generator, log_prior=standard_normal_log_prob,
+                         prior_z=None):
         """One draw of x from p(x | x_obs) per row, by sampling importance resampling."""
-        params, weights = self._importance_weights(x, noise, log_prior)
+        params, weights = self._importance_weights(x, noise, log_prior, prior_z)
         chosen = torch.multinomial(weights.T, 1, generator=generator)[:, 0]  # (n,)
         params = params[chosen, torch.arange(params.shape[1], device=params.device)]
         return self.likelihood.sample(params, generator=generator)
+
+
+def defensive_log_proposal(log_q, log_p, n_posterior):
+    """log-density of the proposal mixing the posterior's and the prior's draws.
+
+    ``log_q`` and ``log_p`` (shape (K, n)) are the posterior's and the prior's
+    log-densities at K draws, the first ``n_posterior`` drawn from the
+    posterior and the rest from the prior. Weighting every draw by the
+    mixture of both in those proportions (the balance heuristic of multiple
+    importance sampling; Hesterberg's defensive importance sampling) keeps
+    the weights ``p(x_obs | z) p(z) / q(z)`` below ``K / K_p`` times
+    ``p(x_obs | z)``, however far the posterior proposal is from p(z | x_obs).
+
+    Examples
+    --------
+    >>> import torch
+    >>> defensive_log_proposal(torch.log(torch.tensor([[0.2], [0.2]])),
+    ...                        torch.log(torch.tensor([[0.6], [0.6]])), 1).exp()
+    tensor([[0.4000],
+            [0.4000]])
+    """
+    k = log_q.shape[0]
+    return torch.logaddexp(log_q + math.log(n_posterior / k),
+                           log_p + math.log((k - n_posterior) / k))
 
 
 def build_dense_vae(

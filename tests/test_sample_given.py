@@ -89,3 +89,29 @@ def test_the_detector_samples_given_columns_too():
                                   device="cpu").fit(X)
     draws = detector.sample(5, given=[[0.5, np.nan, np.nan]], random_state=0)
     assert np.all(draws[:, 0] == 0.5) and np.all(np.isfinite(draws))
+
+
+@pytest.mark.slow
+def test_given_a_category_the_draws_are_the_models_own_samples_of_it():
+    # Three groups far apart. Given only the group, the encoder reads a row of
+    # average values elsewhere, and resampling its posterior's draws alone
+    # pulled the draws of the smallest group 1.2 standard deviations towards
+    # the middle; with half of the draws from the prior they are the model's
+    # own samples of that group (its unconditional samples filtered to it).
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    group = rng.choice(["a", "b", "c"], size=600, p=[0.45, 0.2, 0.35])
+    centres = np.array([[0, 0, 0, 0], [3, -1, 1, 0.5], [1, 3, -2, 2.5]])
+    size = rng.normal(size=(600, 1))
+    values = (centres[np.searchsorted(["a", "b", "c"], group)]
+              + 0.6 * size * [1, 0.8, 0.5, 0.9] + 0.4 * rng.normal(size=(600, 4)))
+    frame = pd.DataFrame(values, columns=list("wxyz"))
+    frame.insert(0, "group", group)
+    vae = fit_quietly(VAETransformer(random_state=0), frame)
+    free = vae.sample(20000, random_state=0)
+    for name in "abc":
+        given = pd.DataFrame({"group": [name], **{c: [np.nan] for c in "wxyz"}})
+        draws = vae.sample(2000, given=given, random_state=0)
+        own = free[free["group"] == name][list("wxyz")]
+        off = (draws[list("wxyz")].mean() - own.mean()).abs() / own.std()
+        assert off.max() < 0.15, (name, off.to_dict())
