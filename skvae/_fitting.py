@@ -271,10 +271,36 @@ def _optimizer(module, settings, previous):
                                  lr=settings.learning_rate,
                                  fused=_fused_adam(module, settings.device))
     if previous is not None and previous.optimizer_state is not None:
-        optimizer.load_state_dict(copy.deepcopy(previous.optimizer_state))
+        optimizer.load_state_dict(
+            _regrouped(copy.deepcopy(previous.optimizer_state), module, optimizer))
     for group in optimizer.param_groups:
         group["lr"] = settings.learning_rate * group["rate_factor"]
     return optimizer
+
+
+def _regrouped(state, module, optimizer):
+    """Adam's ``state`` laid out in ``optimizer``'s parameter groups.
+
+    An estimator pickled by a version of skvae whose Adam had one group of
+    all of ``module``'s weights, in their order, continues with the same
+    moments, each under its weight in the groups of :func:`parameter_groups`.
+    """
+    if len(state["param_groups"]) == len(optimizer.param_groups):
+        return state
+    if len(state["param_groups"]) != 1:
+        raise ValueError("the optimizer state to continue from does not fit the network.")
+    position = {id(p): i for i, p in enumerate(module.parameters())}
+    old = state["param_groups"][0]
+    moments, groups, index = {}, [], 0
+    for group in optimizer.param_groups:
+        ids = []
+        for parameter in group["params"]:
+            if position[id(parameter)] in state["state"]:
+                moments[index] = state["state"][position[id(parameter)]]
+            ids.append(index)
+            index += 1
+        groups.append({**old, "params": ids, "rate_factor": group["rate_factor"]})
+    return {"state": moments, "param_groups": groups}
 
 
 def parameter_groups(module, variance_rate_factor):

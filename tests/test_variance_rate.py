@@ -66,3 +66,31 @@ def test_the_variances_settle_within_a_short_fit():
     variance = vae._model.module.likelihood.variance.detach()
     assert torch.all(variance < 0.2), variance
 
+
+def test_a_partial_fit_pickled_with_one_group_of_weights_continues_with_its_moments(
+        monkeypatch):
+    # Before the variances had a rate of their own, Adam held one group of all
+    # the weights in the module's order; an estimator pickled then continues.
+    import skvae._fitting as fitting
+
+    X = nearly_one_factor()  # 2 steps a call
+    vae = VAETransformer(hidden_layer_sizes=(8,), random_state=0)
+    with monkeypatch.context() as patch:
+        patch.setattr(fitting, "parameter_groups",
+                      lambda module, factor: [{"params": list(module.parameters()),
+                                               "rate_factor": 1.0}])
+        vae.partial_fit(X)
+    old = vars(vae)["_optimizer_state"]
+    del old["param_groups"][0]["rate_factor"]  # the key came with the groups
+    assert len(old["param_groups"]) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae.partial_fit(X)
+    state = vars(vae)["_optimizer_state"]
+    network, variances = state["param_groups"]
+    assert variances["lr"] == pytest.approx(10 * network["lr"])
+    # Every weight's moments went on: 2 steps before, 2 now.
+    assert all(int(state["state"][i]["step"]) == 4
+               for group in (network, variances) for i in group["params"])
+    np.testing.assert_array_equal(  # the variance's own moments, not another weight's
+        state["state"][variances["params"][0]]["exp_avg"].shape, (3,))
