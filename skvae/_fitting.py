@@ -279,28 +279,32 @@ def _optimizer(module, settings, previous):
 
 
 def _regrouped(state, module, optimizer):
-    """Adam's ``state`` laid out in ``optimizer``'s parameter groups.
+    """Adam's ``state`` laid out in ``optimizer``'s parameter groups, at their rate factors.
 
-    An estimator pickled by a version of skvae whose Adam had one group of
-    all of ``module``'s weights, in their order, continues with the same
-    moments, each under its weight in the groups of :func:`parameter_groups`.
+    The groups' ``rate_factor`` is this fit's, whatever the state holds: an
+    estimator pickled by a version of skvae without it continues, and so does
+    one whose Adam had one group of all of ``module``'s weights, in their order,
+    each weight's moments moved under it in the groups of
+    :func:`parameter_groups`.
     """
-    if len(state["param_groups"]) == len(optimizer.param_groups):
-        return state
-    if len(state["param_groups"]) != 1:
-        raise ValueError("the optimizer state to continue from does not fit the network.")
-    position = {id(p): i for i, p in enumerate(module.parameters())}
-    old = state["param_groups"][0]
-    moments, groups, index = {}, [], 0
-    for group in optimizer.param_groups:
-        ids = []
-        for parameter in group["params"]:
-            if position[id(parameter)] in state["state"]:
-                moments[index] = state["state"][position[id(parameter)]]
-            ids.append(index)
-            index += 1
-        groups.append({**old, "params": ids, "rate_factor": group["rate_factor"]})
-    return {"state": moments, "param_groups": groups}
+    if len(state["param_groups"]) != len(optimizer.param_groups):
+        if len(state["param_groups"]) != 1:
+            raise ValueError("the optimizer state to continue from does not fit the network.")
+        position = {id(p): i for i, p in enumerate(module.parameters())}
+        settings = state["param_groups"][0]
+        moments, groups, index = {}, [], 0
+        for group in optimizer.param_groups:
+            ids = []
+            for parameter in group["params"]:
+                if position[id(parameter)] in state["state"]:
+                    moments[index] = state["state"][position[id(parameter)]]
+                ids.append(index)
+                index += 1
+            groups.append({**settings, "params": ids})
+        state = {"state": moments, "param_groups": groups}
+    for saved, group in zip(state["param_groups"], optimizer.param_groups):
+        saved["rate_factor"] = group["rate_factor"]
+    return state
 
 
 def parameter_groups(module, variance_rate_factor):

@@ -94,3 +94,19 @@ def test_a_partial_fit_pickled_with_one_group_of_weights_continues_with_its_mome
                for group in (network, variances) for i in group["params"])
     np.testing.assert_array_equal(  # the variance's own moments, not another weight's
         state["state"][variances["params"][0]]["exp_avg"].shape, (3,))
+
+
+def test_a_partial_fit_pickled_before_the_rate_factors_continues_with_one_group():
+    # A Bernoulli model's Adam had, and has, one group; the pickled one lacks
+    # the rate factor the schedule reads.
+    X = (nearly_one_factor() > 0).astype(float)
+    vae = VAETransformer(hidden_layer_sizes=(8,), random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae.partial_fit(X)
+        (group,) = vars(vae)["_optimizer_state"]["param_groups"]
+        del group["rate_factor"]
+        vae.partial_fit(X)
+    (group,) = vars(vae)["_optimizer_state"]["param_groups"]
+    assert group["rate_factor"] == 1.0
+    assert group["lr"] == pytest.approx(VAETransformer._AUTO_LEARNING_RATE["dense"])
