@@ -22,7 +22,7 @@ from ._data import DataSpace, has_missing, is_streamed, transform_maps
 from ._model import FittedVAE
 from ._networks import NetworkSpec, initialize_weights
 from ._random import independent_seeds, spawned_seed
-from ._schedules import auto_max_iter
+from ._schedules import auto_max_iter, auto_rate_factor
 from ._threads import chosen_threads
 from ._training import (
     LabelledAnomalies,
@@ -47,7 +47,9 @@ class FitSettings:
 
     ``network`` holds the parameters that shape the network (see
     :meth:`NetworkSpec.from_params`); ``early_stopping`` may still be "auto",
-    which depends on the number of rows.
+    which depends on the number of rows. ``learning_rate_is_auto``: whether
+    ``learning_rate`` is the estimator's "auto" choice, which a ``max_iter="auto"``
+    plan of few steps raises (:func:`~skvae._schedules.auto_rate_factor`).
     """
 
     network: dict
@@ -70,6 +72,7 @@ class FitSettings:
     random_state: object
     verbose: int
     owner: str
+    learning_rate_is_auto: bool = False
 
     @classmethod
     def from_params(cls, params, auto_batch_size, auto_learning_rate, *, device, owner,
@@ -111,6 +114,7 @@ class FitSettings:
             trim_fraction=params.get("trim_fraction", 0.0),
             label_weight=params.get("label_weight", 0.0), device=device,
             random_state=params["random_state"], verbose=params["verbose"], owner=owner,
+            learning_rate_is_auto=learning_rate == "auto",
         )
 
 
@@ -177,7 +181,6 @@ def fit_model(X, schema, settings, *, previous=None, one_pass=False, anomalous=N
     device = settings.device
     data_space, spec, module, history, noise_seed = _starting_point(
         X, schema, settings, previous, init_seed, noise_seed)
-    optimizer = _optimizer(module, settings, previous if one_pass else None)
     inliers = _other_rows(anomalous)
     train_index, val_index = (
         (inliers, None) if one_pass
@@ -185,6 +188,8 @@ def fit_model(X, schema, settings, *, previous=None, one_pass=False, anomalous=N
     )
     n_train = X.shape[0] if train_index is None else len(train_index)
     config = _training_config(settings, n_train, data_space, one_pass)
+    optimizer = _optimizer(module, settings, config.learning_rate,
+                           previous if one_pass else None)
     generator = torch.Generator(device=device).manual_seed(training_seed)
     X_val = None if val_index is None else data_space.to_tensor(X[val_index], device)
     batches, check_rows = _batch_source(X, train_index, val_index, config.batch_size,
@@ -260,21 +265,21 @@ def _build_seeded(spec, seed):
                               torch.Generator().manual_seed(seed))
 
 
-def _optimizer(module, settings, previous):
-    """Adam over ``module``'s weights, continuing ``previous``'s state when it has one.
+def _optimizer(module, settings, learning_rate, previous):
+    """Adam over ``module``'s weights at ``learning_rate``, continuing ``previous``'s state.
 
     The state is deep-copied in: ``load_state_dict`` keeps the tensors it is
     given when their device and dtype already fit, so training would otherwise
     change the committed state of the previous call in place.
     """
     optimizer = torch.optim.Adam(parameter_groups(module, settings.variance_rate_factor),
-                                 lr=settings.learning_rate,
+                                 lr=learning_rate,
                                  fused=_fused_adam(module, settings.device))
     if previous is not None and previous.optimizer_state is not None:
         optimizer.load_state_dict(
             _regrouped(copy.deepcopy(previous.optimizer_state), module, optimizer))
     for group in optimizer.param_groups:
-        group["lr"] = settings.learning_rate * group["rate_factor"]
+        group["lr"] = learning_rate * group["rate_factor"]
     return optimizer
 
 
@@ -343,12 +348,14 @@ def _fused_adam(module, device):
 
 def _training_config(settings, n_train, data_space, one_pass):
     batch_size = min(settings.batch_size, n_train)
-    max_iter = settings.max_iter
+    max_iter, learning_rate = settings.max_iter, settings.learning_rate
     if max_iter == "auto":
         max_iter = auto_max_iter(n_train, batch_size)
+        if settings.learning_rate_is_auto and not one_pass:
+            learning_rate *= auto_rate_factor(n_train, batch_size)
     return TrainingConfig(
         batch_size=batch_size,
-        learning_rate=settings.learning_rate,
+        learning_rate=learning_rate,
         # partial_fit: one pass at the constant rate; the caller decides when to stop.
         schedule="constant" if one_pass else settings.schedule,
         max_iter=1 if one_pass else max_iter,

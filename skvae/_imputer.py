@@ -111,7 +111,8 @@ class VAEImputer(TransformerMixin, BaseVAE):
         ``partial_fit`` always steps at ``learning_rate_init``.
     max_iter : int or "auto", default=500
         Maximum number of epochs; ``"auto"`` is about 3,200 optimizer steps,
-        within 20 to 200 epochs. The defaults cost 50 to 100 times
+        within 20 to 80 epochs (20 to 200 when the figures below were
+        measured). The defaults cost 50 to 100 times
         :class:`~sklearn.impute.IterativeImputer`'s CPU time on five real
         tables, mostly on the larger ones; ``learning_rate="cosine",
         max_iter="auto", batch_size=256, learning_rate_init=1e-2`` took a

@@ -30,11 +30,19 @@ WARMUP_FRACTION = 0.05
 # gain from more: creditcard (1,000 training rows, 8 steps an epoch) reached
 # -23.25 nats with a 200-epoch plan against -23.6 with 150 (and -23.4 at the 200
 # constant epochs before); the stopping rule ends most small runs sooner, once
-# their loss is flat (the digits near epoch 130). No data get more epochs than
-# the 200 of before, nor fewer than 20.
+# their loss is flat (the digits near epoch 130). No data get fewer than 20.
+# At most 80 epochs, at a higher rate when that cuts the plan
+# (benchmarks/sweep_digits_budget.py, results_defaults.md): with the quantile
+# maps and the variances' rate of issue 21, the digits reached -24.08 nats in 80
+# epochs at 4e-3 (-24.33 at 2e-3) in 0.23-0.26 of the fit time before issue 20,
+# where the stopping rule ran them 116-162 epochs at 2e-3 (-23.61, 0.38); the
+# tables' held-out likelihood was as good or better (penguins -18.30 against
+# -18.29, creditcard -18.64 against -18.82, slid -9.74 against -9.75).
 AUTO_STEPS = 3200
 AUTO_MIN_EPOCHS = 20
-AUTO_MAX_EPOCHS = 200
+AUTO_MAX_EPOCHS = 80
+# The most a short plan multiplies an "auto" learning rate by.
+AUTO_MAX_RATE_FACTOR = 2.0
 
 
 def learning_rate_factor(step, total_steps, schedule):
@@ -86,8 +94,29 @@ def auto_max_iter(n_rows, batch_size):
     --------
     >>> from skvae._schedules import auto_max_iter
     >>> auto_max_iter(8000, 128), auto_max_iter(1_000_000, 128), auto_max_iter(1347, 128)
-    (51, 20, 200)
+    (51, 20, 80)
     """
-    steps_per_epoch = math.ceil(n_rows / max(1, min(batch_size, n_rows)))
-    epochs = round(AUTO_STEPS / steps_per_epoch)
+    epochs = round(AUTO_STEPS / _steps_per_epoch(n_rows, batch_size))
     return min(AUTO_MAX_EPOCHS, max(AUTO_MIN_EPOCHS, epochs))
+
+
+def auto_rate_factor(n_rows, batch_size):
+    """How much an "auto" learning rate grows when :func:`auto_max_iter` plans few steps.
+
+    ``AUTO_STEPS`` over the planned steps, within [1, ``AUTO_MAX_RATE_FACTOR``]:
+    a plan the epoch cap cuts short takes proportionally larger steps, up to
+    twice the rate. Data with at least ``AUTO_STEPS`` planned steps keep the rate.
+
+    Examples
+    --------
+    >>> from skvae._schedules import auto_rate_factor
+    >>> auto_rate_factor(8000, 128), auto_rate_factor(1347, 128), auto_rate_factor(2790, 128)
+    (1.0, 2.0, 1.8181818181818181)
+    """
+    steps_per_epoch = _steps_per_epoch(n_rows, batch_size)
+    planned = auto_max_iter(n_rows, batch_size) * steps_per_epoch
+    return min(AUTO_MAX_RATE_FACTOR, max(1.0, AUTO_STEPS / planned))
+
+
+def _steps_per_epoch(n_rows, batch_size):
+    return math.ceil(n_rows / max(1, min(batch_size, n_rows)))

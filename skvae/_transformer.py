@@ -147,7 +147,8 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
         (``benchmarks/results_conv_cost.md``).
     learning_rate_init : float or "auto", default="auto"
         Adam's (peak) step size. ``"auto"`` is 2e-3 for the dense network and
-        3e-3 for the conv network at its batches of 64 (1e-3 at batches of 32
+        3e-3 for the conv network at its batches of 64, times up to 2 when
+        ``max_iter="auto"`` plans fewer than 3,200 steps (1e-3 at batches of 32
         before: the schedule's warm-up keeps the wide ReLU layer alive at the
         larger steps; 2e-3 was 0.7 nats behind 3e-3 on MNIST-8k, mean of two
         seeds). With the cosine schedule, 2e-3 reached on MNIST-8k in 50 epochs the
@@ -165,9 +166,11 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE)
     max_iter : int or "auto", default="auto"
         Maximum number of epochs (passes over the training data). ``"auto"``
         sizes the budget by the data: about 3,200 optimizer steps, within 20 to
-        200 epochs (51 epochs for 8,000 rows at batch 128, 200 for fewer than
-        about 2,000). ``n_iter_`` is the number run: the stopping rule often
-        ends small data's runs sooner, once their loss is flat.
+        80 epochs (51 epochs for 8,000 rows at batch 128, 80 for fewer than
+        about 5,000); when the cap shortens the plan, an ``"auto"``
+        ``learning_rate_init`` grows in proportion, up to twice its value.
+        ``n_iter_`` is the number run: the stopping rule can end a run sooner,
+        once its loss is flat.
     tol : float, default=1e-4
         Minimum improvement, in nats per row, that counts as progress. Without
         early stopping, training stops when the mean loss of the last

@@ -11,9 +11,11 @@ from sklearn.exceptions import ConvergenceWarning
 from skvae import VAETransformer
 from skvae._schedules import (
     AUTO_MAX_EPOCHS,
+    AUTO_MAX_RATE_FACTOR,
     AUTO_MIN_EPOCHS,
     AUTO_STEPS,
     auto_max_iter,
+    auto_rate_factor,
     learning_rate_factor,
     warmup_steps,
 )
@@ -112,3 +114,37 @@ def test_max_iter_auto_runs_the_budget_the_data_give(monkeypatch):
                          n_iter_no_change=1000, batch_size=100, random_state=0)
     vae.fit(X)
     assert vae.n_iter_ == auto_max_iter(len(X), 100) == 30
+
+
+@pytest.mark.parametrize("n_rows, batch_size", [(50, 128), (300, 128), (1_347, 128),
+                                                (2_790, 128), (5_000, 128), (8_000, 128),
+                                                (10**7, 128)])
+def test_auto_rate_factor_makes_up_for_the_steps_the_epoch_cap_takes(n_rows, batch_size):
+    factor = auto_rate_factor(n_rows, batch_size)
+    planned = auto_max_iter(n_rows, batch_size) * math.ceil(n_rows / min(batch_size, n_rows))
+    assert 1.0 <= factor <= AUTO_MAX_RATE_FACTOR
+    if planned >= AUTO_STEPS:
+        assert factor == 1.0
+    else:
+        assert factor == pytest.approx(min(AUTO_MAX_RATE_FACTOR, AUTO_STEPS / planned))
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_only_an_auto_rate_under_an_auto_budget_grows(monkeypatch, schedule):
+    # 200 rows in batches of 50: 80 epochs of 4 steps, far fewer than AUTO_STEPS,
+    # so the "auto" rate 2e-3 runs at twice its value, and only then.
+    rates = record_learning_rates(monkeypatch)
+    peaks = {}
+    for name, params in {"auto": {}, "explicit rate": {"learning_rate_init": 2e-3},
+                         "explicit budget": {"max_iter": AUTO_MAX_EPOCHS}}.items():
+        rates.clear()
+        vae = VAETransformer(hidden_layer_sizes=(8,), batch_size=50, learning_rate=schedule,
+                             n_iter_no_change=1000, random_state=0, **params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            vae.fit(data())
+        assert vae.n_iter_ == AUTO_MAX_EPOCHS
+        peaks[name] = max(rates)
+    assert peaks["auto"] == pytest.approx(2 * 2e-3)
+    assert peaks["explicit rate"] == pytest.approx(2e-3)
+    assert peaks["explicit budget"] == pytest.approx(2e-3)

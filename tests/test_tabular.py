@@ -328,8 +328,7 @@ def test_penguins_samples_given_species_match_each_species_means():
     """Issue 21's goal, on the real table: samples given `species` reproduce each
     species' four measurement means within 0.2 of its standard deviation, with
     the recipe of the tabular guide (the whole 600-epoch schedule; the default
-    fit stops after about 80 epochs and misses by up to 0.4,
-    benchmarks/results_conditional.md)."""
+    80-epoch fit misses by up to 0.26, benchmarks/results_conditional.md)."""
     path = os.path.join(TABULAR_DIR, "penguins.csv")
     if not os.path.exists(path):
         pytest.skip("../shared/data/tabular is not beside this clone")
